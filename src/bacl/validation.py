@@ -1,0 +1,33 @@
+"""Input checks shared by the public functions: each raises ValueError naming the bad argument."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_finite", "check_matrix", "check_positive_number"]
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Raise if ``tensor`` is not a floating tensor or holds NaN or inf."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def check_matrix(name: str, tensor: torch.Tensor) -> None:
+    """Raise unless ``tensor`` is a finite (N, D) floating tensor with N, D >= 1."""
+    check_finite(name, tensor)
+    if tensor.dim() != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(tensor.shape)}")
+
+
+def check_positive_number(name: str, value, allow_zero: bool = False) -> float:
+    """Return ``value`` as float if it is a finite number > 0 (>= 0 with ``allow_zero``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value < float("inf")
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
