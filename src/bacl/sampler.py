@@ -1,0 +1,238 @@
+"""BNS: the boundary-aware negative sampler.
+
+For an anchor ``i`` (say an image) with positive ``i+`` (its caption) and a candidate negative
+``j`` the boundary score is
+
+    BS_ij = sim(z_i, z_j) - sim(z_i, z_i+)
+
+near 0 or positive for an ambiguous, "half-true" negative. A 2-layer MLP policy gives every
+candidate a priority; the curriculum shifts it by ``-alpha(eta) * BS / boundary_temperature``
+(easy first, hard late); Gumbel-top-k draws ``K`` negatives without replacement from the
+resulting softmax, and a straight-through Gumbel-Softmax relaxation carries gradients to the
+policy. The policy is trained on its own objective, the expected boundary score of its draw
+(the reward) plus an entropy bonus, so the aligner's loss cannot teach it to pick easy negatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .schedule import CurriculumSchedule
+from .validation import check_finite, check_matrix, check_positive_number
+
+__all__ = ["boundary_score", "BoundarySampler", "BoundarySample", "POLICY_FEATURES"]
+
+# What the policy sees for each (anchor, candidate) pair: the quantities BNS is defined by, all
+# invariant to the embedding basis, plus training progress so it can follow the curriculum.
+POLICY_FEATURES = ("boundary_score", "anchor_candidate_sim", "anchor_positive_sim", "positive_candidate_sim", "progress")
+
+
+def _similarities(anchor: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each anchor (B, D) with its candidates, (B, P, D) or a shared (P, D) pool."""
+    anchor = F.normalize(anchor, dim=-1)
+    candidates = F.normalize(candidates, dim=-1)
+    if candidates.dim() == 2:
+        return anchor @ candidates.T
+    return torch.einsum("bd,bpd->bp", anchor, candidates)
+
+
+def _check_inputs(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> None:
+    check_matrix("anchor", anchor)
+    check_matrix("positive", positive)
+    if positive.shape != anchor.shape:
+        raise ValueError(f"positive has shape {tuple(positive.shape)}, expected the anchor's {tuple(anchor.shape)}")
+    if candidates.dim() not in (2, 3) or candidates.shape[-1] != anchor.shape[-1]:
+        raise ValueError(
+            f"candidates must be (B, P, D) or a shared pool (P, D) with D={anchor.shape[-1]}, "
+            f"got shape {tuple(candidates.shape)}"
+        )
+    if candidates.dim() == 3 and candidates.shape[0] != anchor.shape[0]:
+        raise ValueError(f"candidates has batch size {candidates.shape[0]}, anchor has {anchor.shape[0]}")
+    if candidates.shape[-2] == 0:
+        raise ValueError("candidates is an empty pool (P = 0)")
+    check_finite("candidates", candidates)
+
+
+def boundary_score(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``BS_ij = cos(anchor_i, candidate_ij) - cos(anchor_i, positive_i)``.
+
+    Args:
+        anchor: (B, D) embeddings of the anchors (e.g. images).
+        positive: (B, D) embeddings of each anchor's positive (e.g. its caption).
+        candidates: (B, P, D) per-anchor candidate negatives, or (P, D) a pool shared by all anchors.
+
+    Returns:
+        (B, P) boundary scores in [-2, 2]; >= 0 means the candidate is at least as close to the
+        anchor as the positive is.
+    """
+    _check_inputs(anchor, positive, candidates)
+    positive_sim = (F.normalize(anchor, dim=-1) * F.normalize(positive, dim=-1)).sum(-1, keepdim=True)
+    return _similarities(anchor, candidates) - positive_sim
+
+
+@dataclass
+class BoundarySample:
+    """One BNS draw for a batch of B anchors over pools of P candidates.
+
+    index: (B, K) pool positions of the drawn negatives (the highest-priority draw first).
+    weights: (B, K) straight-through Gumbel-Softmax weights: exactly 1 for a valid draw and 0 for
+        an invalid one in the forward pass, with the relaxation's gradient towards the policy.
+    valid: (B, K) False where the pool had fewer than K admissible candidates.
+    boundary_score: (B, K) BS of the drawn negatives (detached), for logging and for CLA.
+    probabilities: (B, P) the sampling distribution softmax(priority - alpha * BS / T).
+    relaxed: (B, P) the Gumbel-Softmax relaxation of the draw (the gradient path); it tends to a
+        one-hot on the first drawn negative as the Gumbel temperature falls.
+    policy_loss: scalar, the policy's objective (only the policy receives its gradient).
+    alpha: the curriculum value alpha(eta) used.
+    """
+
+    index: torch.Tensor
+    weights: torch.Tensor
+    valid: torch.Tensor
+    boundary_score: torch.Tensor
+    probabilities: torch.Tensor
+    relaxed: torch.Tensor
+    policy_loss: torch.Tensor
+    alpha: float
+
+
+class BoundarySampler(nn.Module):
+    """Boundary-aware negative sampler with a learned policy and a curriculum (BNS).
+
+    Args:
+        num_negatives: K, negatives drawn per anchor. 4 is our default: enough to cover several
+            kinds of boundary negative per anchor while staying a small fraction of a batch.
+        schedule: a ``CurriculumSchedule`` or a preset name; the paper's default (0.3, -0.5, 1.5).
+        hidden_dim: width of the 2-layer policy MLP; 64 is plenty for its 5 scalar inputs.
+        gumbel_temperature: temperature of the Gumbel-Softmax relaxation (gradient path only).
+            0.5 is the usual compromise between bias (low) and gradient variance (high).
+        boundary_temperature: BS is divided by it before the curriculum shift so that it is in
+            logit units like a contrastive logit; 0.07 is CLIP's initial temperature.
+        priority_scale: the policy's priority is ``priority_scale * tanh(mlp)``, bounded so that
+            the curriculum keeps control of the ordering at its extremes; 1 logit by default.
+        entropy_weight: weight of the entropy bonus in the policy objective, which keeps the
+            policy from collapsing onto a single candidate.
+        identical_tolerance: a candidate whose cosine with the positive is >= 1 - this is treated
+            as the positive itself and never drawn.
+    """
+
+    def __init__(
+        self,
+        num_negatives: int = 4,
+        schedule: CurriculumSchedule | str = "default",
+        hidden_dim: int = 64,
+        gumbel_temperature: float = 0.5,
+        boundary_temperature: float = 0.07,
+        priority_scale: float = 1.0,
+        entropy_weight: float = 0.01,
+        identical_tolerance: float = 1e-6,
+    ):
+        super().__init__()
+        if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
+            raise ValueError(f"num_negatives must be a positive integer, got {num_negatives!r}")
+        if not (isinstance(identical_tolerance, (int, float)) and 0 <= identical_tolerance < 1):
+            raise ValueError(f"identical_tolerance must lie in [0, 1), got {identical_tolerance!r}")
+        self.num_negatives = num_negatives
+        self.schedule = CurriculumSchedule.preset(schedule) if isinstance(schedule, str) else schedule
+        if not isinstance(self.schedule, CurriculumSchedule):
+            raise ValueError(f"schedule must be a CurriculumSchedule or a preset name, got {schedule!r}")
+        self.gumbel_temperature = check_positive_number("gumbel_temperature", gumbel_temperature)
+        self.boundary_temperature = check_positive_number("boundary_temperature", boundary_temperature)
+        self.priority_scale = check_positive_number("priority_scale", priority_scale)
+        self.entropy_weight = check_positive_number("entropy_weight", entropy_weight, allow_zero=True)
+        self.identical_tolerance = float(identical_tolerance)
+        self.policy = nn.Sequential(
+            nn.Linear(len(POLICY_FEATURES), hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, 1),
+        )
+
+    def priorities(self, features: torch.Tensor) -> torch.Tensor:
+        """Policy priority (B, P) from per-candidate features (B, P, len(POLICY_FEATURES))."""
+        return self.priority_scale * torch.tanh(self.policy(features).squeeze(-1))
+
+    def forward(
+        self,
+        anchor: torch.Tensor,
+        positive: torch.Tensor,
+        candidates: torch.Tensor,
+        progress: float,
+        candidate_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> BoundarySample:
+        """Draw ``K`` boundary-aware negatives per anchor.
+
+        Args:
+            anchor: (B, D) anchor embeddings.
+            positive: (B, D) the anchors' positives.
+            candidates: (B, P, D) per-anchor pools (e.g. retrieved from the coarse-aligned index)
+                or (P, D) a shared pool (e.g. the batch); only similarities are used, so no
+                gradient reaches the embeddings from the draw.
+            progress: training progress eta in [0, 1].
+            candidate_mask: optional (B, P) bool, True where a candidate is admissible (use it to
+                exclude the anchor's own positive in an in-batch pool, or equivalent captions).
+            generator: torch.Generator for the Gumbel noise; same generator state, same draw.
+        """
+        _check_inputs(anchor, positive, candidates)
+        batch, pool = anchor.shape[0], candidates.shape[-2]
+        if self.num_negatives > pool:
+            raise ValueError(f"num_negatives K={self.num_negatives} is larger than the candidate pool (P={pool})")
+        if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0:
+            raise ValueError(f"progress (eta) must be a number in [0, 1], got {progress!r}")
+        alpha = self.schedule(progress)
+        with torch.no_grad():
+            anchor_candidate = _similarities(anchor, candidates)
+            positive_candidate = _similarities(positive, candidates)
+            anchor_positive = (F.normalize(anchor, dim=-1) * F.normalize(positive, dim=-1)).sum(-1, keepdim=True)
+            score = anchor_candidate - anchor_positive
+            admissible = positive_candidate < 1.0 - self.identical_tolerance
+            if candidate_mask is not None:
+                if candidate_mask.shape != (batch, pool) or candidate_mask.dtype != torch.bool:
+                    raise ValueError(
+                        f"candidate_mask must be a bool tensor of shape {(batch, pool)}, "
+                        f"got {candidate_mask.dtype} {tuple(candidate_mask.shape)}"
+                    )
+                admissible = admissible & candidate_mask
+            features = torch.stack(
+                [score, anchor_candidate, anchor_positive.expand_as(score), positive_candidate,
+                 torch.full_like(score, float(progress))],
+                dim=-1,
+            )
+        logits = self.priorities(features) - alpha * score / self.boundary_temperature
+        logits = logits.masked_fill(~admissible, float("-inf"))
+        has_pool = admissible.any(-1)
+        # A row with no admissible candidate gets finite logits so that no NaN reaches the policy's
+        # gradient; its draws are all marked invalid and its reward is zero.
+        logits = torch.where(has_pool[:, None], logits, torch.zeros_like(logits))
+
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+        perturbed = logits + gumbel
+        # Gumbel-top-k: the K largest perturbed logits are a draw without replacement from softmax(logits).
+        index = perturbed.topk(self.num_negatives, dim=-1).indices
+        valid = admissible.gather(-1, index)
+        relaxed = torch.softmax(perturbed / self.gumbel_temperature, dim=-1)
+        drawn = torch.zeros_like(relaxed).scatter(-1, index, valid.to(relaxed.dtype))
+        straight_through = drawn + relaxed - relaxed.detach()
+
+        probabilities = torch.softmax(logits, dim=-1) * has_pool[:, None]
+        reward = torch.where(admissible, score, torch.zeros_like(score))
+        log_probabilities = torch.where(admissible, torch.log_softmax(logits, dim=-1), torch.zeros_like(logits))
+        entropy = -(probabilities * log_probabilities).sum(-1)
+        objective = (straight_through * reward).sum(-1) / self.boundary_temperature + self.entropy_weight * entropy
+        policy_loss = -(objective * has_pool).sum() / has_pool.sum().clamp_min(1)
+
+        return BoundarySample(
+            index=index,
+            weights=straight_through.gather(-1, index),
+            valid=valid,
+            boundary_score=score.gather(-1, index),
+            probabilities=probabilities,
+            relaxed=relaxed,
+            policy_loss=policy_loss,
+            alpha=alpha,
+        )
