@@ -1,0 +1,393 @@
+"""Frozen open_clip encoders with token features, and CLIP pre-training of the small CPU towers.
+
+Two scales, one code path: the paper scale loads an open_clip model such as ``ViT-B-16`` with
+weights from a local file or an open_clip pretrained tag (read from the local cache only, since
+``HF_HUB_OFFLINE=1`` unless the caller sets it otherwise); the CPU scale registers the JSON configs
+in ``model_configs/`` with open_clip and pre-trains them here with the plain CLIP loss:
+
+* ``bacl-tiny-image``: ViT on 64 px images, patch 8 (64 tokens), width 128, 4 layers, 4 heads;
+  text width 128, 3 layers, context 32; embed 128. About 0.1-0.2 s per 128 images on 2 cores.
+* ``bacl-tiny-audio``: the same towers on a 64 x 128 log-mel "image" (mel bins x frames) with
+  8 x 16 patches, so a clip is also 64 tokens and costs what an image does.
+
+Token features come from ``model.forward_intermediates`` (last block, final norm applied): the
+same tensors open_clip returns with ``output_tokens=True`` (image tokens without the class token,
+not projected), but without changing ``model.forward``, which CLIP pre-training needs to return
+pooled features only, and also for built-in configs such as ``ViT-B-16`` that do not set
+``output_tokens``. Global embeddings are L2-normalised.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Nothing may be downloaded at run time; set before open_clip (and huggingface_hub) is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import hashlib  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from functools import cached_property  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from open_clip.transformer import VisionTransformer  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from torchvision.transforms import InterpolationMode  # noqa: E402
+from torchvision.transforms import functional as TF  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+__all__ = ["FrozenEncoder", "load_encoder", "pretrain_clip", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(MODEL_CONFIG_DIR)  # registers every JSON there under its file stem
+
+PAPER_SCALE_MODEL = "ViT-B-16"
+
+Features = dict[str, torch.Tensor]
+
+
+def _missing_weights_message(name: str, pretrained: str) -> str:
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    how = (
+        f"on a machine with internet, download the open_clip weights for '{name}' (one file, e.g. "
+        "open_clip_model.safetensors from the tag's Hugging Face repository"
+    )
+    example_tag = pretrained if pretrained in tags else (tags[0] if tags else None)
+    hub = open_clip.get_pretrained_cfg(name, example_tag).get("hf_hub", "").rstrip("/") if example_tag else ""
+    how += f", such as https://huggingface.co/{hub} for tag '{example_tag}'" if hub else ""
+    return (
+        f"encoder weights not found: '{pretrained}' is neither an existing file nor a cached open_clip "
+        f"tag of '{name}' (known tags: {tags or 'none'}). Weights are never downloaded at run time: "
+        f"{how}), copy it to this machine and pass its path in the config key `encoder.pretrained`."
+    )
+
+
+def _create_model(name: str, pretrained: str | None, device: str, init_seed: int) -> torch.nn.Module:
+    """Build open_clip model ``name``: weights from ``pretrained`` (file or tag), else a seeded init."""
+    if name not in open_clip.list_models():
+        raise ValueError(
+            f"name='{name}' is not a registered open_clip model config (bacl ships "
+            f"{sorted(p.stem for p in MODEL_CONFIG_DIR.glob('*.json'))}; see open_clip.list_models())"
+        )
+    is_tag = pretrained is not None and open_clip.is_pretrained_cfg(name, pretrained)
+    if pretrained is not None and not is_tag and not os.path.isfile(pretrained):
+        raise FileNotFoundError(_missing_weights_message(name, pretrained))
+    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's RNG untouched
+        torch.manual_seed(init_seed)
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained, device=device)
+        except RuntimeError as error:  # a tag whose file is not in the local cache (offline)
+            if is_tag:
+                raise FileNotFoundError(_missing_weights_message(name, pretrained)) from error
+            raise
+    if not isinstance(model.visual, VisionTransformer):
+        raise ValueError(f"name='{name}' has a {type(model.visual).__name__} image tower; token features need a ViT")
+    return model
+
+
+class _InputSpec:
+    """What the image tower expects: size (H, W), normalisation and resize interpolation."""
+
+    def __init__(self, model: torch.nn.Module):
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        self.size = tuple(model.visual.image_size)
+        self.mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+        self.interpolation = InterpolationMode(cfg.get("interpolation", "bicubic"))
+
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> model input (B, 3, h, w); float (B, 3, h, w) is taken as prepared.
+
+        Like open_clip's eval transform: resize so the image covers the model size (aspect kept,
+        antialiased), centre-crop, normalise with the model's mean/std.
+        """
+        if batch.is_floating_point():
+            return batch
+        x = batch.permute(0, 3, 1, 2).float() / 255.0
+        if tuple(x.shape[-2:]) != self.size:
+            scale = max(t / s for t, s in zip(self.size, x.shape[-2:]))
+            covering = [max(t, round(s * scale)) for t, s in zip(self.size, x.shape[-2:])]
+            x = TF.center_crop(TF.resize(x, covering, self.interpolation, antialias=True), list(self.size))
+        return (x - self.mean.to(x)) / self.std.to(x)
+
+    def log_mels(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) log-mel -> (B, 3, h, w): per-clip standardised, bilinearly resized to
+        the tower's size (mel bins along the height, time along the width), repeated to the 3
+        channels open_clip's patch embedding takes.
+
+        Per-clip standardisation makes the input independent of the dB reference a dataset used;
+        the cost, absolute loudness, is not something the captions describe.
+        """
+        x = batch.float().unsqueeze(1)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)  # a silent clip stays finite
+        x = F.interpolate((x - mean) / std, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return x.expand(-1, 3, -1, -1)
+
+
+def _as_tensor(name: str, value) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    return value
+
+
+def _check_log_mels(name: str, log_mels) -> torch.Tensor:
+    log_mels = _as_tensor(name, log_mels)
+    if not log_mels.is_floating_point() or log_mels.dim() != 3 or 0 in log_mels.shape:
+        shape = f"{log_mels.dtype} {tuple(log_mels.shape)}"
+        raise ValueError(f"{name} must be float log-mels (N, n_mels, frames), got {shape}")
+    if not torch.isfinite(log_mels).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return log_mels
+
+
+def _check_images(name: str, images, size: tuple[int, int], extra_dims: int = 0) -> torch.Tensor:
+    """uint8 (N, [T,] H, W, 3) or prepared float (N, [T,] 3, h, w) at the model size, N >= 1."""
+    images = _as_tensor(name, images)
+    dims = 4 + extra_dims
+    uint8_ok = images.dtype == torch.uint8 and images.dim() == dims and images.shape[-1] == 3
+    float_ok = images.is_floating_point() and images.dim() == dims and tuple(images.shape[-3:]) == (3, *size)
+    if not (uint8_ok or float_ok) or images.shape[0] == 0 or 0 in images.shape:
+        lead = "N, T, " if extra_dims else "N, "
+        raise ValueError(
+            f"{name} must be uint8 ({lead}H, W, 3) or a prepared float ({lead}3, {size[0]}, {size[1]}) "
+            f"with N >= 1, got {images.dtype} {tuple(images.shape)}"
+        )
+    return images
+
+
+def _tokenize(tokenizer, captions: Sequence[str], context_length: int, truncate: bool) -> torch.Tensor:
+    """(N, context_length) token ids; overlong captions raise unless ``truncate``."""
+    if isinstance(captions, str) or not isinstance(captions, Sequence) or len(captions) == 0:
+        raise ValueError("captions must be a non-empty list of str")
+    if not all(isinstance(c, str) for c in captions):
+        raise ValueError("captions must contain only str")
+    # One extra slot shows whether the start/end-marked caption fits: a non-pad id lands there iff not.
+    overflow = (tokenizer(list(captions), context_length=context_length + 1)[:, context_length] != 0).nonzero()
+    if len(overflow) and not truncate:
+        index = int(overflow[0, 0])
+        raise ValueError(
+            f"captions[{index}] is longer than the text context_length={context_length} tokens "
+            f"({len(overflow)} caption(s) too long); shorten it or pass truncate=True"
+        )
+    return tokenizer(list(captions), context_length=context_length)
+
+
+def _batched(forward: Callable[[slice], Features], n: int, batch_size: int, progress: bool, desc: str) -> Features:
+    """Run ``forward`` on consecutive slices of ``n`` items and concatenate each output along dim 0."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    parts: list[Features] = []
+    for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, unit="batch"):
+        parts.append({k: v.cpu() for k, v in forward(slice(start, start + batch_size)).items()})
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+class FrozenEncoder:
+    """A frozen open_clip model (eval mode, no gradients) that returns global and token features.
+
+    Deliberately not an ``nn.Module``: it cannot end up among a trainer's parameters or be
+    switched back to train mode by a parent's ``.train()``.
+    """
+
+    def __init__(self, name: str, model: torch.nn.Module, weights_source: str | None, device: str):
+        self.name = name
+        self.model = model.eval().requires_grad_(False)
+        self.weights_source = weights_source
+        self.device = torch.device(device)
+        self.tokenizer = open_clip.get_tokenizer(name)
+        self.context_length = int(model.context_length)
+        self.input_spec = _InputSpec(model)
+
+    @cached_property
+    def weights_id(self) -> str:
+        """sha256 of the loaded state dict (names, dtypes, shapes, bytes): identifies the weights
+        whatever their source (file, tag or seeded init), for feature-cache keys."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.model.state_dict().items()):
+            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def _image_forward(self, x: torch.Tensor) -> Features:
+        with torch.inference_mode():
+            out = self.model.forward_intermediates(
+                image=x.to(self.device), image_indices=1, normalize_intermediates=True, image_output_fmt="NLC"
+            )
+        tokens = out["image_intermediates"][0]
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return {"global": out["image_features"], "tokens": tokens, "token_mask": mask}
+
+    def encode_images(self, images, batch_size: int = 256, progress: bool = False) -> Features:
+        """images: uint8 (N, H, W, 3) or float (N, 3, h, w) already prepared for the model (e.g.
+        by open_clip's preprocess transform). Returns global (N, E), tokens (N, Li, Dv) (patch
+        tokens, no class token), token_mask (N, Li) all True."""
+        images = _check_images("images", images, self.input_spec.size)
+        prepare = self.input_spec.images
+        return _batched(lambda s: self._image_forward(prepare(images[s])), len(images), batch_size, progress, "images")
+
+    def encode_texts(
+        self, captions: Sequence[str], batch_size: int = 256, progress: bool = False, truncate: bool = False
+    ) -> Features:
+        """captions: N strings. Returns global (N, E), tokens (N, Lt, Dt) (every position, final
+        norm applied), token_mask (N, Lt) = token_ids != 0 (padding off), token_ids (N, Lt)."""
+        ids = _tokenize(self.tokenizer, captions, self.context_length, truncate)
+
+        def forward(s: slice) -> Features:
+            with torch.inference_mode():
+                out = self.model.forward_intermediates(
+                    text=ids[s].to(self.device), text_indices=1, normalize_intermediates=True
+                )
+            return {"global": out["text_features"], "tokens": out["text_intermediates"][0]}
+
+        features = _batched(forward, len(ids), batch_size, progress, "captions")
+        return {**features, "token_mask": ids != 0, "token_ids": ids}
+
+    def encode_video(self, frames, batch_size: int = 32, progress: bool = False) -> Features:
+        """frames: uint8 (N, T, H, W, 3) or prepared float (N, T, 3, h, w); batch_size counts clips.
+
+        Returns global (N, E) = normalised mean of the T frame embeddings, tokens (N, T, E) = the
+        normalised frame embeddings, token_mask (N, T) all True. Frame embeddings rather than patch
+        tokens: T tokens per clip instead of T * Li keep the cache and the cross-attention small,
+        and they carry the temporal order that video captions (direction, sequence) describe.
+        """
+        frames = _check_images("frames", frames, self.input_spec.size, extra_dims=1)
+        n, t = frames.shape[:2]
+
+        def forward(s: slice) -> Features:
+            clips = frames[s]
+            per_frame = self._image_forward(self.input_spec.images(clips.flatten(0, 1)))["global"]
+            per_frame = per_frame.view(len(clips), t, -1)
+            return {"global": F.normalize(per_frame.mean(dim=1), dim=-1), "tokens": per_frame}
+
+        features = _batched(forward, n, batch_size, progress, "clips")
+        return {**features, "token_mask": torch.ones(n, t, dtype=torch.bool)}
+
+    def encode_audio(self, log_mels, batch_size: int = 256, progress: bool = False) -> Features:
+        """log_mels: float (N, n_mels, frames). Returns global (N, E), tokens (N, Li, Dv) (patches
+        of the spectrogram image), token_mask (N, Li) all True."""
+        log_mels = _check_log_mels("log_mels", log_mels)
+        prepare = self.input_spec.log_mels
+        forward = lambda s: self._image_forward(prepare(log_mels[s]))  # noqa: E731
+        return _batched(forward, len(log_mels), batch_size, progress, "clips")
+
+
+def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_seed: int = 0) -> FrozenEncoder:
+    """Frozen open_clip model ``name`` with weights from ``pretrained``: a local file (safetensors,
+    or a torch checkpoint, optionally ``{'state_dict': ...}``) or an open_clip tag already in the
+    local cache. ``None`` gives the seeded random init (``init_seed``; 0 = the same init
+    :func:`pretrain_clip` starts from with seed 0), the "untrained encoder" control.
+
+    Raises FileNotFoundError, saying how to obtain the weights, when they are not on this machine.
+    """
+    if pretrained is not None and (not isinstance(pretrained, str) or not pretrained):
+        raise ValueError(f"pretrained must be a file path, an open_clip tag or None, got {pretrained!r}")
+    return FrozenEncoder(name, _create_model(name, pretrained, device, init_seed), pretrained, device)
+
+
+def _save_state_dict_atomically(model: torch.nn.Module, out_path: Path, metadata: dict[str, str]) -> None:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp, metadata=metadata)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def pretrain_clip(
+    model_name: str,
+    images_or_inputs,
+    captions: Sequence[str],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out_path: str | os.PathLike,
+    progress: bool = True,
+    modality: str = "image",
+    weight_decay: float = 0.1,  # AdamW decay on weight matrices only (open_clip's training script uses 0.2)
+    warmup_fraction: float = 0.1,  # share of steps with linear warm-up, then cosine decay to 0 (CLIP's recipe)
+) -> dict:
+    """Pre-train open_clip ``model_name`` from its seeded init (``seed``) with the plain CLIP loss
+    (``open_clip.loss.ClipLoss``, in-batch negatives) and save its state dict as safetensors at
+    ``out_path`` (written to a temp file, then ``os.replace``), loadable by :func:`load_encoder`.
+
+    images_or_inputs: for ``modality="image"`` uint8 (N, H, W, 3) or prepared float (N, 3, h, w);
+    for ``"audio"`` float log-mels (N, n_mels, frames). captions: N strings (must fit the context).
+    Batches are drawn from seeded per-epoch permutations (last partial batch dropped), so a run is
+    a function of its arguments. Returns loss_initial, loss_final (mean of the last tenth of
+    steps), losses (per step), seconds, steps_per_second.
+    """
+    out_path = Path(out_path)
+    if out_path.suffix != ".safetensors":
+        raise ValueError(f"out_path must end in .safetensors (open_clip picks its loader by suffix), got {out_path}")
+    if modality not in ("image", "audio"):
+        raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
+    for arg, value in (("steps", steps), ("batch_size", batch_size), ("seed", seed)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if arg == "seed" else 1):
+            raise ValueError(f"{arg} must be an int >= {0 if arg == 'seed' else 1}, got {value!r}")
+    if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}")
+
+    model = _create_model(model_name, None, "cpu", seed).train()
+    spec = _InputSpec(model)
+    if modality == "image":
+        inputs, prepare = _check_images("images_or_inputs", images_or_inputs, spec.size), spec.images
+    else:
+        inputs, prepare = _check_log_mels("images_or_inputs", images_or_inputs), spec.log_mels
+    ids = _tokenize(open_clip.get_tokenizer(model_name), captions, int(model.context_length), truncate=False)
+    if len(ids) != len(inputs):
+        raise ValueError(f"captions has {len(ids)} entries, images_or_inputs has {len(inputs)}")
+    if not 2 <= batch_size <= len(ids):
+        raise ValueError(f"batch_size={batch_size} must be in [2, N={len(ids)}] (a batch needs a negative)")
+
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    others = [p for p in model.parameters() if p.ndim < 2]  # gains, biases, logit_scale: no decay, as in open_clip
+    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    warmup = max(1, round(warmup_fraction * steps))
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    loss_fn = open_clip.loss.ClipLoss()
+    generator = torch.Generator().manual_seed(seed)
+    per_epoch = len(ids) // batch_size
+    losses, started = [], time.perf_counter()
+    bar = tqdm(range(steps), desc=f"pretrain {model_name}", disable=not progress, unit="step")
+    for step in bar:
+        if step % per_epoch == 0:
+            order = torch.randperm(len(ids), generator=generator)
+        batch = order[(step % per_epoch) * batch_size:(step % per_epoch + 1) * batch_size]
+        image_features, text_features, logit_scale = model(prepare(inputs[batch]), ids[batch])
+        loss = loss_fn(image_features, text_features, logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))  # CLIP's temperature cap
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    seconds = time.perf_counter() - started
+    _save_state_dict_atomically(model, out_path, {"model_name": model_name, "seed": str(seed), "steps": str(steps)})
+    return {
+        "loss_initial": losses[0],
+        "loss_final": float(np.mean(losses[-max(1, steps // 10):])),
+        "losses": losses,
+        "seconds": seconds,
+        "steps_per_second": steps / seconds,
+    }
