@@ -217,7 +217,7 @@ class BoundarySampler(nn.Module):
         valid = admissible.gather(-1, index)
         relaxed = torch.softmax(perturbed / self.gumbel_temperature, dim=-1)
         drawn = torch.zeros_like(relaxed).scatter(-1, index, valid.to(relaxed.dtype))
-        straight_through = drawn + relaxed - relaxed.detach()
+        straight_through = drawn + (relaxed - relaxed.detach())  # exactly `drawn` forward, relaxed gradient
 
         probabilities = torch.softmax(logits, dim=-1) * has_pool[:, None]
         reward = torch.where(admissible, score, torch.zeros_like(score))
