@@ -1,0 +1,66 @@
+"""BLIP (ALBEF recipe): contrastive heads plus image-text matching with similarity-drawn negatives.
+
+Simplifications (paper/ASSUMPTIONS.md): no momentum distillation, no captioning decoder; the
+matching Transformer is our :class:`~bacl.attention.CrossModalTransformer` on frozen tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..attention import CrossModalTransformer
+from .base import CLIPAligner, FeatureBatch, FeatureDims
+
+__all__ = ["BLIPAligner", "similarity_drawn_negatives"]
+
+
+def similarity_drawn_negatives(similarity: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """For each row of a (B, B) similarity, one column drawn with probability softmax(row) over
+    the columns that are not positives (``same`` (B, B) bool, True where a column is a positive
+    of the row: the diagonal and equivalent captions); ALBEF/BLIP's hard-negative mining."""
+    weights = torch.softmax(similarity.float(), dim=1).masked_fill(same, 0.0)
+    has_negative = weights.sum(1) > 0
+    weights = torch.where(has_negative[:, None], weights, torch.ones_like(weights).masked_fill(same, 0.0) + 1e-12)
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+
+
+class BLIPAligner(CLIPAligner):
+    """ITC (CLIP loss) + ITM: the matching head sees the positive pair, one negative text per
+    x and one negative x per text, drawn in proportion to similarity, and is trained with binary
+    cross-entropy on the 3B pairs (BLIP's 2-way softmax on them is the same loss)."""
+
+    def __init__(self, dims: FeatureDims, embed_dim: int | None = None, itm_weight: float = 1.0, **transformer):
+        super().__init__(dims, embed_dim)
+        self.matcher = CrossModalTransformer(text_dim=dims.text_token, context_dim=dims.x_token, **transformer)
+        self.itm_weight = itm_weight  # ALBEF/BLIP weigh ITC and ITM equally
+
+    @property
+    def cross_modal(self):
+        return self.matcher
+
+    def loss(self, batch: FeatureBatch, progress: float, generator=None):
+        if batch.x_tokens is None or batch.text_tokens is None:
+            raise ValueError("BLIP needs x_tokens and text_tokens in the batch")
+        x_embedding, text_embedding = self.encode_x(batch.x), self.encode_text(batch.text)
+        terms = self.contrastive_terms(x_embedding, text_embedding, batch, progress, generator)
+        with torch.no_grad():
+            similarity = x_embedding @ text_embedding.T
+            same = (similarity >= 1 - 1e-6) | torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
+            negative_text = similarity_drawn_negatives(similarity, same, generator)
+            negative_x = similarity_drawn_negatives(similarity.T, same.T, generator)
+        x_tokens, x_mask = batch.x_tokens, _mask(batch.x_token_mask, batch.x_tokens)
+        text_tokens, text_mask = batch.text_tokens, _mask(batch.text_token_mask, batch.text_tokens)
+        logits = torch.cat([
+            self.match_logits(x_tokens, x_mask, text_tokens, text_mask),
+            self.match_logits(x_tokens, x_mask, text_tokens[negative_text], text_mask[negative_text]),
+            self.match_logits(x_tokens[negative_x], x_mask[negative_x], text_tokens, text_mask),
+        ])
+        targets = torch.zeros_like(logits)
+        targets[: len(x_tokens)] = 1.0
+        terms["match_loss"] = self.itm_weight * F.binary_cross_entropy_with_logits(logits, targets)
+        return terms
+
+
+def _mask(mask, tokens):
+    return torch.ones(tokens.shape[:-1], dtype=torch.bool, device=tokens.device) if mask is None else mask

@@ -1,0 +1,121 @@
+"""``python -m bacl ...``: the only place that parses arguments.
+
+    python -m bacl train    --config C --method M --train FEATURES --out DIR [--seed S]
+    python -m bacl evaluate --config C --method M --test FEATURES --weights W --out RESULT.json
+
+Everything is validated (config, method, files) before any compute; an invalid value exits with
+status 2 and a message naming the key or file, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bacl", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train one method on one cached training split")
+    evaluate = commands.add_parser("evaluate", help="evaluate trained weights on one cached test split")
+    for sub in (train, evaluate):
+        sub.add_argument("--config", required=True, type=Path, help="YAML config (validated against the schema)")
+        sub.add_argument("--method", required=True, help="a key of the config's methods")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--train", required=True, type=Path, help="feature set of the training split (.safetensors)")
+    train.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, metrics log, weights)")
+    train.add_argument("--seed", type=int, default=0, help="training seed (batch order, draws, init)")
+    evaluate.add_argument("--test", required=True, type=Path, help="feature set of the test split (.safetensors)")
+    evaluate.add_argument("--weights", type=Path, help="trained weights (.safetensors); omit for zero_shot")
+    evaluate.add_argument("--out", required=True, type=Path, help="result JSON")
+    return parser
+
+
+def _atomic_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _build(config: dict, method: str, features, seed: int):
+    import torch
+
+    from .aligners import build_aligner
+    from .config import method_settings
+
+    settings = method_settings(config, method)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = {}
+    if world_size > 1:
+        distributed = {"local_loss": True, "gather_with_grad": True, "world_size": world_size,
+                       "rank": int(os.environ.get("RANK", "0"))}
+    torch.manual_seed(seed)  # head initialisation
+    aligner = build_aligner(settings["spec"], features.dims, bacl=settings["bacl"],
+                            transformer=settings["transformer"], distributed=distributed)
+    return aligner, settings
+
+
+def _train(args, config) -> dict:
+    from .featureset import FeatureSet
+    from .train import TrainSettings, train
+
+    features = FeatureSet.load(args.train)
+    aligner, settings = _build(config, args.method, features, args.seed)
+    if settings["spec"]["aligner"] == "zero_shot":
+        raise ValueError(f"method {args.method!r} is zero_shot: it has nothing to train")
+    train_settings = TrainSettings(**settings["train"], seed=args.seed, device=config["device"],
+                                   pool_size=config["index"]["pool_size"])
+    summary = train(aligner, features, train_settings, args.out, progress=not args.quiet)
+    summary.update(method=args.method, config=config["name"], features=str(args.train))
+    if summary.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
+        _atomic_json(args.out / "summary.json", summary)
+    return summary
+
+
+def _evaluate(args, config) -> dict:
+    from safetensors.torch import load_file
+
+    from .evaluate import evaluate
+    from .featureset import FeatureSet
+
+    features = FeatureSet.load(args.test)
+    aligner, settings = _build(config, args.method, features, seed=0)
+    if settings["spec"]["aligner"] != "zero_shot":
+        if args.weights is None or not args.weights.is_file():
+            raise FileNotFoundError(f"--weights {args.weights} does not exist (train the method first)")
+        aligner.load_state_dict(load_file(str(args.weights)))
+    results = evaluate(aligner, features, rerank_k=config["evaluate"]["rerank_k"],
+                       batch_size=config["evaluate"]["batch_size"])
+    results.update(method=args.method, config=config["name"], features=str(args.test),
+                   weights=None if args.weights is None else str(args.weights))
+    _atomic_json(args.out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .config import ConfigError, load_config, method_settings
+
+    try:
+        config = load_config(args.config)
+        method_settings(config, args.method)  # validates the method and its overrides up front
+        import torch
+
+        torch.set_num_threads(config["threads"])
+        (_train if args.command == "train" else _evaluate)(args, config)
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

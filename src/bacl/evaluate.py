@@ -1,0 +1,127 @@
+"""Evaluation of a trained aligner on a cached test split: one JSON-ready dict of metrics.
+
+* retrieval, both directions, by the aligner's similarity (cosine, or GRAM's -volume) and, for
+  aligners with a match head, by re-ranking each query's top k with it (the ALBEF protocol);
+* boundary accuracy: the true caption against its boundary negatives, per negative type, by
+  embedding score and, where there is one, by match score; the multiple-choice view of the
+  same comparison (the tri-modal accuracy column);
+* AEL: for aligners with a cross-modal Transformer, the share of boundary negatives whose most
+  divergent text token (positive vs negative attention) is a truly wrong token, with chance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .aligners import Aligner
+from .attention import most_divergent_token
+from .featureset import FeatureSet
+from .metrics import (
+    ael_chance_level,
+    attention_error_localization,
+    bidirectional_retrieval,
+    boundary_accuracy,
+    multiple_choice_accuracy,
+    rerank_topk,
+)
+
+__all__ = ["evaluate", "embed"]
+
+
+@torch.no_grad()
+def embed(aligner: Aligner, features: FeatureSet, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x embeddings, text embeddings) of every row, computed in batches."""
+    xs, texts = [], []
+    for start in range(0, len(features), batch_size):
+        batch = features.batch(torch.arange(start, min(start + batch_size, len(features))))
+        xs.append(aligner.encode_x(batch.x, batch.modalities))
+        texts.append(aligner.encode_text(batch.text))
+    return torch.cat(xs), torch.cat(texts)
+
+
+def _negative_type_names(features: FeatureSet) -> list[str]:
+    names = features.meta.get("negative_types")
+    if not names:
+        raise ValueError(f"feature set {features.source} has no 'negative_types' in its metadata")
+    return list(names)
+
+
+@torch.no_grad()
+def _pair_logits(aligner: Aligner, features: FeatureSet, x_rows, text_tokens, text_mask, batch_size: int) -> torch.Tensor:
+    """Match logits of x rows ``x_rows`` (n,) with text tokens (n, Lt, Dt), in batches."""
+    out = []
+    for start in range(0, len(x_rows), batch_size):
+        rows = x_rows[start:start + batch_size]
+        out.append(aligner.match_logits(features["x_tokens"][rows].float(), features["x_token_mask"][rows],
+                                        text_tokens[start:start + batch_size].float(), text_mask[start:start + batch_size]))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_size: int = 256,
+             ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """Metrics of ``aligner`` on ``features`` (a test split with boundary negatives)."""
+    aligner.eval()
+    ids = features["caption_id"]
+    x_embedding, text_embedding = embed(aligner, features)
+    similarity = aligner.similarity(x_embedding, text_embedding)
+    results = {"n": len(features), "distinct_captions": int(ids.unique().numel()),
+               "retrieval": bidirectional_retrieval(None, None, ids, ids, ks, similarity=similarity)}
+    match_head = aligner.has_match_head and "x_tokens" in features
+    if match_head:
+        def image_to_text(q, g):
+            return _pair_logits(aligner, features, q, features["text_tokens"][g], features["text_token_mask"][g], batch_size)
+
+        def text_to_image(q, g):
+            return image_to_text(g, q)
+
+        results["retrieval_reranked"] = {
+            "k": rerank_k,
+            "image_to_text": bidirectional_retrieval(None, None, ids, ids, ks, similarity=rerank_topk(
+                similarity, image_to_text, rerank_k))["image_to_text"],
+            "text_to_image": bidirectional_retrieval(None, None, ids, ids, ks, similarity=rerank_topk(
+                similarity.T, text_to_image, rerank_k).T)["text_to_image"],
+        }
+    if "negative_text" not in features:
+        return results
+
+    names = _negative_type_names(features)
+    mask = features["negative_mask"]
+    n, m = mask.shape
+    negative_embedding = aligner.encode_text(features["negative_text"].float().reshape(n * m, -1)).reshape(n, m, -1)
+    positive_scores = aligner.pair_scores(x_embedding, text_embedding[:, None]).squeeze(1)
+    negative_scores = aligner.pair_scores(x_embedding, negative_embedding)
+    types = features["negative_type"]
+    results["boundary"] = boundary_accuracy(positive_scores, negative_scores, types, mask, type_names=names)
+    choices = torch.cat([positive_scores[:, None], negative_scores.masked_fill(~mask, float("-inf"))], dim=1)
+    results["multiple_choice"] = multiple_choice_accuracy(choices, torch.zeros(n, dtype=torch.long))
+    if not match_head:
+        return results
+
+    rows, slots = mask.nonzero(as_tuple=True)
+    negative_tokens = features["negative_text_tokens"][rows, slots]
+    negative_token_mask = features["negative_text_token_mask"][rows, slots]
+    negative_logits = torch.full((n, m), float("-inf"))
+    negative_logits[rows, slots] = _pair_logits(aligner, features, rows, negative_tokens, negative_token_mask, batch_size)
+    positive_logits = _pair_logits(aligner, features, torch.arange(n), features["text_tokens"],
+                                   features["text_token_mask"], batch_size)
+    results["boundary_match_head"] = boundary_accuracy(positive_logits, negative_logits, types, mask, type_names=names)
+
+    divergent = []
+    for start in range(0, len(rows), batch_size):
+        part = slice(start, start + batch_size)
+        x_rows = rows[part]
+        x_tokens, x_mask = features["x_tokens"][x_rows].float(), features["x_token_mask"][x_rows]
+        positive_mask, negative_mask = features["text_token_mask"][x_rows], negative_token_mask[part]
+        attention_positive = aligner.local_attention(x_tokens, x_mask, features["text_tokens"][x_rows].float(), positive_mask)
+        attention_negative = aligner.local_attention(x_tokens, x_mask, negative_tokens[part].float(), negative_mask)
+        divergent.append(most_divergent_token(attention_positive, attention_negative, positive_mask & negative_mask))
+    wrong = features["negative_wrong_tokens"][rows, slots]
+    wrong_positions = [torch.nonzero(row).flatten().tolist() for row in wrong]
+    has_wrong = wrong.any(1)
+    valid_tokens = (features["text_token_mask"][rows] & negative_token_mask).sum(1)
+    results["ael"] = {
+        **attention_error_localization(torch.cat(divergent), wrong_positions, valid=has_wrong),
+        "chance": ael_chance_level(wrong_positions, valid_tokens, valid=has_wrong),
+    }
+    return results

@@ -1,0 +1,106 @@
+"""A split of cached features, as training and evaluation read it.
+
+One safetensors file per (benchmark, split), written by the pipeline from the feature cache,
+holds every frozen-encoder output the methods need (tensor names below). Token features are
+stored in float16 (half the disk and memory; the heads compute in float32).
+
+    x (N, Ex), x_tokens (N, Lx, Dx), x_token_mask (N, Lx)       non-text side
+    modality_<name> (N, E_name)                                   separate modalities (GRAM)
+    text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt)
+    caption_id (N,)                                               caption equivalence class
+    text_neighbours (N, P), x_neighbours (N, P)                   BNS pools (training split)
+    negative_text (N, M, Et), negative_text_tokens (N, M, Lt, Dt),
+    negative_text_token_mask (N, M, Lt), negative_mask (N, M),
+    negative_type (N, M), negative_wrong_tokens (N, M, Lt)        boundary negatives (evaluation)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from .aligners.base import FeatureBatch, FeatureDims
+
+__all__ = ["FeatureSet", "REQUIRED_TENSORS"]
+
+REQUIRED_TENSORS = ("x", "text", "caption_id")
+
+
+class FeatureSet:
+    """Tensors of one split, with the metadata the pipeline stored beside them."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], meta: dict | None = None, source: str = "<memory>"):
+        missing = [name for name in REQUIRED_TENSORS if name not in tensors]
+        if missing:
+            raise ValueError(f"feature set {source} lacks tensors {missing}")
+        n = len(tensors["x"])
+        wrong = {name: tuple(t.shape) for name, t in tensors.items() if t.dim() == 0 or len(t) != n}
+        if wrong:
+            raise ValueError(f"feature set {source}: tensors {wrong} do not have N={n} rows like x")
+        bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise ValueError(f"feature set {source}: tensors {bad} contain NaN or inf")
+        self.tensors, self.meta, self.source = tensors, meta or {}, source
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureSet":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"feature set {path} does not exist (the pipeline's feature step writes it)")
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
+        return cls(load_file(str(path)), meta, source=str(path))
+
+    def __len__(self) -> int:
+        return len(self.tensors["x"])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(sorted(name.removeprefix("modality_") for name in self.tensors if name.startswith("modality_")))
+
+    @property
+    def dims(self) -> FeatureDims:
+        t = self.tensors
+        return FeatureDims(
+            x=t["x"].shape[-1], text=t["text"].shape[-1],
+            x_token=t["x_tokens"].shape[-1] if "x_tokens" in t else 0,
+            text_token=t["text_tokens"].shape[-1] if "text_tokens" in t else 0,
+            modalities=tuple((name, t[f"modality_{name}"].shape[-1]) for name in self.modality_names),
+        )
+
+    def _float(self, name: str, index) -> torch.Tensor | None:
+        return self.tensors[name][index].float() if name in self.tensors else None
+
+    def _get(self, name: str, index) -> torch.Tensor | None:
+        return self.tensors[name][index] if name in self.tensors else None
+
+    def batch(self, index: torch.Tensor, candidates: bool = False, pool_size: int | None = None) -> FeatureBatch:
+        """A FeatureBatch of rows ``index`` (B,); with ``candidates`` the BNS pools of each row
+        (its first ``pool_size`` retrieved neighbours, all when None)."""
+        batch = FeatureBatch(
+            x=self._float("x", index), text=self._float("text", index),
+            x_tokens=self._float("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
+            text_tokens=self._float("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
+            modalities={name: self._float(f"modality_{name}", index) for name in self.modality_names},
+        )
+        if candidates:
+            for name in ("text_neighbours", "x_neighbours"):
+                if name not in self.tensors:
+                    raise ValueError(f"feature set {self.source} has no {name}: BNS pools need the candidate index")
+            text_pool = self.tensors["text_neighbours"][index][:, :pool_size]
+            x_pool = self.tensors["x_neighbours"][index][:, :pool_size]
+            batch.candidate_text = self._float("text", text_pool)
+            batch.candidate_text_tokens = self._float("text_tokens", text_pool)
+            batch.candidate_text_token_mask = self._get("text_token_mask", text_pool)
+            batch.candidate_x = self._float("x", x_pool)
+        return batch

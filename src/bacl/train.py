@@ -1,0 +1,190 @@
+"""Training loop: one code path for CPU and GPU, single process or torchrun data parallel.
+
+Every step is a pure function of (weights, optimiser state, step index): the batch order comes
+from a generator seeded by (seed, epoch) and every random draw of a step (Gumbel noise, BLIP's
+negatives) from a generator seeded by (seed, step). A checkpoint therefore only needs weights,
+optimiser state and the step, and a resumed run ends with exactly the weights and metrics of an
+uninterrupted one. Checkpoints and the metrics log are written atomically (temp file + rename);
+on resume the log is cut back to the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .aligners import Aligner
+from .featureset import FeatureSet
+
+__all__ = ["TrainSettings", "train", "step_generator", "CHECKPOINT", "FINAL_WEIGHTS", "METRICS_LOG"]
+
+CHECKPOINT, FINAL_WEIGHTS, METRICS_LOG = "checkpoint.pt", "weights.safetensors", "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int  # optimiser steps; progress eta = step / steps drives the curriculum
+    batch_size: int  # global batch (split evenly across ranks)
+    lr: float = 1e-3  # heads on frozen features tolerate a larger rate than end-to-end CLIP
+    weight_decay: float = 0.05  # AdamW, weight matrices only (as open_clip)
+    warmup_fraction: float = 0.05  # linear warm-up share, then cosine decay to 0
+    pool_size: int | None = None  # BNS candidates per anchor from the index (None: all stored)
+    checkpoint_every: int = 50  # steps between checkpoints: a crash loses at most this much work
+    log_every: int = 10  # steps between metric lines
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction!r}")
+
+
+def step_generator(seed: int, step: int, device="cpu") -> torch.Generator:
+    """The generator for every random draw of one step: a function of (seed, step) only."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Rows of step ``step``: epochs are seeded permutations, the last partial batch dropped."""
+    per_epoch = n // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def _optimizer(aligner: Aligner, settings: TrainSettings):
+    matrices = [p for p in aligner.parameters() if p.requires_grad and p.ndim >= 2]
+    others = [p for p in aligner.parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": settings.weight_decay},
+                                   {"params": others, "weight_decay": 0.0}], lr=settings.lr)
+    warmup = max(1, round(settings.warmup_fraction * settings.steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_log(path: Path, up_to_step: int) -> list[str]:
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to_step]
+
+
+def _distributed() -> tuple[int, int]:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if world_size > 1 else 0), world_size
+
+
+def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_dir: str | Path,
+          progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train ``aligner`` on ``train_set``; write checkpoints, the metrics log and final weights
+    to ``out_dir``; resume from ``out_dir``'s checkpoint when there is one.
+
+    ``stop_after`` ends the run after that many steps without the final weights (used to test
+    resuming). Under torchrun each rank takes its slice of the global batch; the aligner must
+    have been built with the matching ``distributed`` settings. Returns a summary dict.
+    """
+    out_dir = Path(out_dir)
+    rank, world_size = _distributed()
+    if settings.batch_size % world_size:
+        raise ValueError(f"batch_size={settings.batch_size} is not divisible by the world size {world_size}")
+    if len(train_set) < settings.batch_size:
+        raise ValueError(f"batch_size={settings.batch_size} exceeds the training split ({len(train_set)} rows)")
+    device = torch.device(settings.device)
+    aligner.to(device).train()
+    optimizer, schedule = _optimizer(aligner, settings)
+    start = 0
+    checkpoint_path, log_path = out_dir / CHECKPOINT, out_dir / METRICS_LOG
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        aligner.load_state_dict(state["aligner"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = state["step"]
+    log_lines = _read_log(log_path, start)
+    model = DistributedDataParallel(aligner, find_unused_parameters=True) if world_size > 1 else aligner
+    wants_candidates = getattr(getattr(aligner, "contrastive", None), "use_bns", False) or getattr(
+        getattr(aligner, "contrastive", None), "use_cla", False)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    local = settings.batch_size // world_size
+    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    bar = tqdm(range(start, end), initial=start, total=settings.steps, desc=f"train {out_dir.name}",
+               disable=not progress or rank != 0, unit="step")
+    for step in bar:
+        rows = batch_indices(len(train_set), settings.batch_size, settings.seed, step)[rank * local:(rank + 1) * local]
+        batch = train_set.batch(rows, candidates=wants_candidates, pool_size=settings.pool_size).to(device)
+        with autocast:
+            terms = model(batch, step / settings.steps, step_generator(settings.seed, step))
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}: {({k: v.item() for k, v in terms.items()})}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        done = step + 1
+        if rank == 0 and (done % settings.log_every == 0 or done == settings.steps):
+            record = {"step": done, "progress": done / settings.steps, "loss": loss.item(),
+                      **{k: v.item() for k, v in terms.items()}, "lr": schedule.get_last_lr()[0]}
+            record.update(_draw_statistics(aligner))
+            log_lines.append(json.dumps(record, sort_keys=True))
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if rank == 0 and (done % settings.checkpoint_every == 0 or done == end):
+            _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
+            _atomic_torch_save({"aligner": aligner.state_dict(), "optimizer": optimizer.state_dict(),
+                                "schedule": schedule.state_dict(), "step": done}, checkpoint_path)
+    summary = {"steps": settings.steps, "resumed_from": start, "seconds": time.perf_counter() - started,
+               "settings": asdict(settings), "world_size": world_size}
+    if rank == 0 and end == settings.steps:
+        save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()},
+                  str(out_dir / FINAL_WEIGHTS))
+    return summary
+
+
+def _draw_statistics(aligner: Aligner) -> dict:
+    """Curriculum diagnostics of the latest BNS draw: alpha and quantiles of the drawn BS."""
+    draw = getattr(getattr(aligner, "contrastive", None), "last_draw", None)
+    if not draw:
+        return {}
+    scores = draw["image_to_text_boundary_score"].float()
+    if scores.numel() == 0:
+        return {"alpha": draw["alpha"]}
+    quantiles = torch.quantile(scores, torch.tensor([0.1, 0.5, 0.9], device=scores.device)).tolist()
+    return {"alpha": draw["alpha"], "drawn_bs_mean": scores.mean().item(),
+            "drawn_bs_q10": quantiles[0], "drawn_bs_q50": quantiles[1], "drawn_bs_q90": quantiles[2]}
