@@ -1,84 +1,140 @@
 """CLA: the cross-modal Transformer and the contrastive local attention loss.
 
-Text tokens attend to the other modality's tokens (image patches, video frames, audio patches)
-through ``depth`` pre-norm layers of text self-attention, text-to-context cross-attention and an
-MLP. The cross-attention probabilities are computed explicitly, so the maps that CLA contrasts
-are exactly the ones the model used. CLA compares the maps of the positive pair, A+, and of the
-hardest BNS negative, A-: ``dA = |A+ - A-|``, ``A_b = A- * (1 + beta * dA)`` and
-``L_local = mean over Omega of -log A_b`` on the ``omega_size`` most divergent pairs Omega.
+The Transformer lets text tokens attend to another modality's tokens (image patches, video frame
+tokens, audio patches) and returns its cross-attention probabilities. For a positive pair and the
+hardest BNS negative (same context, the negative caption) CLA compares the two maps,
+
+    dA = |A+ - A-|,   A_b = A- * (1 + beta * dA),   L_local = mean_{(i, j) in Omega} -log A_b(i, j),
+
+where Omega holds the ``omega_size`` most divergent (text token i, context token j) pairs of each
+sample. ``most_divergent_token`` is the text token with the largest total divergence (for AEL).
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .validation import check_finite
+from .validation import check_finite, check_positive_number
 
 __all__ = [
-    "CrossModalOutput", "CrossModalTransformer", "attention_divergence",
-    "contrastive_local_attention_loss", "most_divergent_token",
+    "CrossModalOutput",
+    "CrossModalTransformer",
+    "attention_divergence",
+    "contrastive_local_attention_loss",
+    "most_divergent_token",
 ]
+
+# Attention is a probability; values outside [0, 1] by more than a few half-precision ulps are a bug
+# upstream, not rounding.
+_PROBABILITY_TOLERANCE = 1e-3
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_mask(name: str, mask: torch.Tensor | None, shape: tuple, device: torch.device) -> torch.Tensor:
+    """``mask`` (or all-True when None) after checking it is a bool tensor of ``shape`` on ``device``."""
+    if mask is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != tuple(shape):
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a bool tensor of shape {tuple(shape)}, got {got}")
+    if mask.device != device:
+        raise ValueError(f"{name} is on {mask.device}, the tokens are on {device}")
+    return mask
+
+
+def _check_every_sample_has_one(name: str, mask: torch.Tensor) -> None:
+    if not mask.flatten(1).any(1).all():
+        raise ValueError(f"{name} leaves a sample with no valid entry")
 
 
 class CrossModalOutput(NamedTuple):
-    match_logit: torch.Tensor  # (B,)
-    attention: torch.Tensor  # (B, Lt, Lc) last layer's cross-attention, mean over heads
-    layer_attentions: tuple[torch.Tensor, ...]  # per layer (B, H, Lt, Lc)
-    text_states: torch.Tensor  # (B, Lt, width)
+    """What :class:`CrossModalTransformer` returns for B pairs with Lt text and Lc context tokens.
+
+    match_logit: (B,) matching score (logit of "this text describes this context").
+    attention: (B, Lt, Lc) last layer's cross-attention probabilities averaged over heads; rows of
+        valid text tokens sum to 1 over valid context tokens, padded rows and masked keys are 0.
+    layer_attentions: per layer, the (B, H, Lt, Lc) cross-attention probabilities as used.
+    text_states: (B, Lt, width) final text states (pre-norm residual stream); padded rows are 0.
+    """
+
+    match_logit: torch.Tensor
+    attention: torch.Tensor
+    layer_attentions: tuple[torch.Tensor, ...]
+    text_states: torch.Tensor
 
 
-def _attend(query, key, value, heads: int, key_mask: torch.Tensor):
-    """Multi-head attention with explicit probabilities; key_mask (B, Lk) True = attend."""
-    b, lq, width = query.shape
-    split = lambda x: x.view(b, x.shape[1], heads, width // heads).transpose(1, 2)  # noqa: E731
-    q, k, v = split(query), split(key), split(value)
-    scores = q @ k.transpose(-1, -2) / math.sqrt(width // heads)
-    scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-    probabilities = torch.softmax(scores, dim=-1)
-    out = (probabilities @ v).transpose(1, 2).reshape(b, lq, width)
-    return out, probabilities
+class _MaskedAttention(nn.Module):
+    """Multi-head attention written out, so that it can return the probabilities it uses."""
 
-
-class _Layer(nn.Module):
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.self_norm, self.cross_norm, self.context_norm, self.mlp_norm = (nn.LayerNorm(width) for _ in range(4))
-        self.self_qkv = nn.Linear(width, 3 * width)
-        self.self_out = nn.Linear(width, width)
-        self.cross_q = nn.Linear(width, width)
-        self.cross_kv = nn.Linear(width, 2 * width)
-        self.cross_out = nn.Linear(width, width)
-        hidden = int(mlp_ratio * width)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, width))
+        self.query = nn.Linear(width, width)
+        self.key_value = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, queries, keys, query_mask, key_mask):
+        """queries (B, Lq, W), keys (B, Lk, W), masks (B, Lq) / (B, Lk) bool -> (B, Lq, W), (B, H, Lq, Lk)."""
+        batch, num_queries, width = queries.shape
+        head_dim = width // self.heads
+        q = self.query(queries).view(batch, num_queries, self.heads, head_dim).transpose(1, 2)
+        k, v = self.key_value(keys).view(batch, keys.shape[1], 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) * head_dim**-0.5
+        # -inf gives masked keys exactly zero weight; every sample has a valid key, so no row is all -inf.
+        probabilities = scores.masked_fill(~key_mask[:, None, None, :], float("-inf")).softmax(-1)
+        # Padded queries get all-zero rows: nothing they compute can be mistaken for an attention map.
+        probabilities = probabilities * query_mask[:, None, :, None].to(probabilities.dtype)
+        attended = (probabilities @ v).transpose(1, 2).reshape(batch, num_queries, width)
+        return self.out(attended), probabilities
+
+
+class _CrossModalLayer(nn.Module):
+    """Pre-norm text self-attention, text->context cross-attention and MLP, each a residual branch."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.self_norm, self.self_attention = nn.LayerNorm(width), _MaskedAttention(width, heads)
+        self.cross_norm, self.cross_attention = nn.LayerNorm(width), _MaskedAttention(width, heads)
+        hidden = max(1, round(width * mlp_ratio))
+        self.mlp_norm = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        # Dropout acts on the residual branches, never on the attention probabilities, so the maps
+        # CLA reads are exactly the ones that weighted the values.
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, text, context, text_mask, context_mask):
-        q, k, v = self.self_qkv(self.self_norm(text)).chunk(3, dim=-1)
-        attended, _ = _attend(q, k, v, self.heads, text_mask)
-        text = text + self.dropout(self.self_out(attended))
-        k, v = self.cross_kv(self.context_norm(context)).chunk(2, dim=-1)
-        attended, probabilities = _attend(self.cross_q(self.cross_norm(text)), k, v, self.heads, context_mask)
-        text = text + self.dropout(self.cross_out(attended))
+        normed = self.self_norm(text)
+        text = text + self.dropout(self.self_attention(normed, normed, text_mask, text_mask)[0])
+        attended, probabilities = self.cross_attention(self.cross_norm(text), context, text_mask, context_mask)
+        text = text + self.dropout(attended)
         text = text + self.dropout(self.mlp(self.mlp_norm(text)))
         return text, probabilities
 
 
 class CrossModalTransformer(nn.Module):
-    """Text tokens attending to another modality's tokens; a match head on the pooled text.
+    """Text tokens attending to context tokens, with a match head; returns its attention maps.
+
+    No positional embedding is added: the tokens come from frozen encoders whose outputs already
+    carry position, and the context token sets differ in length across modalities. The context is
+    projected and LayerNorm'd once and is not updated by the layers (it only supplies keys/values).
 
     Args:
-        text_dim, context_dim: widths of the incoming (frozen) token features.
-        width: the Transformer's width; 256 keeps it the only sizeable trainable part at CPU scale.
-        depth: layers; 4 as in the paper.
-        heads: attention heads; width must be divisible by it.
-        mlp_ratio: MLP hidden width / width; 4 as in ViT/BERT.
-        dropout: 0 by default: the heads train on a fixed, cached feature set for few steps.
+        text_dim: feature size of the text tokens.
+        context_dim: feature size of the context (image / video / audio) tokens.
+        width: model width; 256 fits the paper's "lightweight" 4-layer head on frozen features.
+        depth: number of layers; 4 as in the paper.
+        heads: attention heads; 4 keeps 64 dimensions per head at width 256.
+        mlp_ratio: MLP hidden size over width; 4 as in ViT/BERT.
+        dropout: on the residual branches; 0 because the frozen encoders' features are the input
+            and the head is small.
     """
 
     def __init__(self, text_dim: int, context_dim: int, width: int = 256, depth: int = 4, heads: int = 4,
@@ -86,105 +142,161 @@ class CrossModalTransformer(nn.Module):
         super().__init__()
         for name, value in (("text_dim", text_dim), ("context_dim", context_dim), ("width", width),
                             ("depth", depth), ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _check_positive_int(name, value)
         if width % heads:
-            raise ValueError(f"width={width} must be divisible by heads={heads}")
+            raise ValueError(f"width={width} is not divisible by heads={heads}")
+        check_positive_number("mlp_ratio", mlp_ratio)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         self.text_dim, self.context_dim = text_dim, context_dim
-        self.text_in = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width))
-        self.context_in = nn.Sequential(nn.Linear(context_dim, width), nn.LayerNorm(width))
-        self.layers = nn.ModuleList(_Layer(width, heads, mlp_ratio, dropout) for _ in range(depth))
+        self.text_projection = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width))
+        self.context_projection = nn.Sequential(nn.Linear(context_dim, width), nn.LayerNorm(width))
+        self.layers = nn.ModuleList(_CrossModalLayer(width, heads, mlp_ratio, dropout) for _ in range(depth))
         self.match_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+
+    def _check_tokens(self, name: str, tokens, feature_dim: int, dim_name: str) -> None:
+        check_finite(name, tokens)
+        if tokens.dim() != 3 or 0 in tokens.shape[:2]:
+            raise ValueError(f"{name} must have shape (B, L, D) with B, L >= 1, got {tuple(tokens.shape)}")
+        if tokens.shape[-1] != feature_dim:
+            raise ValueError(f"{name} has feature size {tokens.shape[-1]}, expected {dim_name}={feature_dim}")
+        weight = self.text_projection[0].weight
+        if tokens.dtype != weight.dtype and not torch.is_autocast_enabled(tokens.device.type):
+            raise ValueError(f"{name} is {tokens.dtype} but the model is {weight.dtype} (and autocast is off)")
 
     def forward(self, text_tokens: torch.Tensor, context_tokens: torch.Tensor,
                 text_mask: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> CrossModalOutput:
-        """text_tokens (B, Lt, text_dim), context_tokens (B, Lc, context_dim); masks (B, Lt),
-        (B, Lc) bool with True for a real token. Padded text rows of ``attention`` are zero."""
-        text_mask = self._check("text_tokens", text_tokens, self.text_dim, "text_mask", text_mask)
-        context_mask = self._check("context_tokens", context_tokens, self.context_dim, "context_mask", context_mask)
+        """Score B (text, context) pairs.
+
+        Args:
+            text_tokens: (B, Lt, text_dim) text token features.
+            context_tokens: (B, Lc, context_dim) context token features.
+            text_mask: optional (B, Lt) bool, True for a valid text token.
+            context_mask: optional (B, Lc) bool, True for a valid context token.
+        """
+        self._check_tokens("text_tokens", text_tokens, self.text_dim, "text_dim")
+        self._check_tokens("context_tokens", context_tokens, self.context_dim, "context_dim")
         if context_tokens.shape[0] != text_tokens.shape[0]:
-            raise ValueError(f"context_tokens has batch size {context_tokens.shape[0]}, text_tokens {text_tokens.shape[0]}")
-        text, context = self.text_in(text_tokens), self.context_in(context_tokens)
-        per_layer = []
+            raise ValueError(f"context_tokens has batch size {context_tokens.shape[0]}, "
+                             f"text_tokens has {text_tokens.shape[0]}")
+        if context_tokens.device != text_tokens.device:
+            raise ValueError(f"context_tokens is on {context_tokens.device}, text_tokens is on {text_tokens.device}")
+        text_mask = _check_mask("text_mask", text_mask, text_tokens.shape[:2], text_tokens.device)
+        context_mask = _check_mask("context_mask", context_mask, context_tokens.shape[:2], text_tokens.device)
+        _check_every_sample_has_one("text_mask", text_mask)
+        _check_every_sample_has_one("context_mask", context_mask)
+
+        text = self.text_projection(text_tokens)
+        context = self.context_projection(context_tokens)
+        layer_attentions = []
         for layer in self.layers:
             text, probabilities = layer(text, context, text_mask, context_mask)
-            per_layer.append(probabilities * text_mask[:, None, :, None])
-        weights = text_mask[..., None].to(text.dtype)
-        pooled = (text * weights).sum(1) / weights.sum(1)
-        return CrossModalOutput(self.match_head(pooled).squeeze(-1), per_layer[-1].mean(1), tuple(per_layer), text)
-
-    @staticmethod
-    def _check(name, tokens, dim, mask_name, mask):
-        check_finite(name, tokens)
-        if tokens.dim() != 3 or tokens.shape[-1] != dim or tokens.shape[1] == 0:
-            raise ValueError(f"{name} must have shape (B, L, {dim}) with L >= 1, got {tuple(tokens.shape)}")
-        if mask is None:
-            return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        if mask.dtype != torch.bool or mask.shape != tokens.shape[:2]:
-            raise ValueError(f"{mask_name} must be a bool tensor of shape {tuple(tokens.shape[:2])}, "
-                             f"got {mask.dtype} {tuple(mask.shape)}")
-        if not mask.any(1).all():
-            raise ValueError(f"{mask_name} leaves a sample with no valid token")
-        return mask
+            layer_attentions.append(probabilities)
+        text = text.masked_fill(~text_mask[..., None], 0.0)
+        pooled = text.sum(1) / text_mask.sum(1, keepdim=True).to(text.dtype)
+        return CrossModalOutput(
+            match_logit=self.match_head(pooled).squeeze(-1),
+            attention=layer_attentions[-1].mean(1),
+            layer_attentions=tuple(layer_attentions),
+            text_states=text,
+        )
 
 
-def _check_attention_pair(attn_pos, attn_neg, mask):
-    for name, value in (("attn_pos", attn_pos), ("attn_neg", attn_neg)):
-        check_finite(name, value)
-        if value.dim() != 3:
-            raise ValueError(f"{name} must have shape (B, Lt, Lc), got {tuple(value.shape)}")
-        if (value < -1e-6).any() or (value > 1 + 1e-6).any():
-            raise ValueError(f"{name} must hold attention probabilities in [0, 1]")
+def _check_attention_pair(attn_pos, attn_neg) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate the two maps; return them in at least float32, because half-precision maps (from
+    autocast) would otherwise be ranked and logged with 2-3 significant digits."""
+    for name, attention in (("attn_pos", attn_pos), ("attn_neg", attn_neg)):
+        check_finite(name, attention)
+        if attention.dim() != 3 or 0 in attention.shape:
+            raise ValueError(f"{name} must have shape (B, Lt, Lc) with all sizes >= 1, got {tuple(attention.shape)}")
+        low, high = attention.min().item(), attention.max().item()
+        if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
+            raise ValueError(f"{name} must hold probabilities in [0, 1], got values in [{low:.4g}, {high:.4g}]")
     if attn_neg.shape != attn_pos.shape:
-        raise ValueError(f"attn_neg has shape {tuple(attn_neg.shape)}, attn_pos {tuple(attn_pos.shape)}")
-    if mask is not None and (mask.dtype != torch.bool or mask.shape != attn_pos.shape):
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(attn_pos.shape)}, got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(f"attn_neg has shape {tuple(attn_neg.shape)}, attn_pos has {tuple(attn_pos.shape)}")
+    if attn_neg.device != attn_pos.device:
+        raise ValueError(f"attn_neg is on {attn_neg.device}, attn_pos is on {attn_pos.device}")
+    working = torch.promote_types(torch.promote_types(attn_pos.dtype, attn_neg.dtype), torch.float32)
+    return attn_pos.to(working), attn_neg.to(working)
 
 
-def attention_divergence(attn_pos: torch.Tensor, attn_neg: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """dA = |A+ - A-| (B, Lt, Lc), zero where ``mask`` is False."""
-    _check_attention_pair(attn_pos, attn_neg, mask)
-    divergence = (attn_pos - attn_neg).abs()
-    return divergence if mask is None else divergence * mask
+def _masked_divergence(attn_pos, attn_neg, mask):
+    return (attn_pos - attn_neg).abs().masked_fill(~mask, 0.0)
+
+
+def attention_divergence(attn_pos: torch.Tensor, attn_neg: torch.Tensor,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``dA = |A+ - A-|`` elementwise, 0 where ``mask`` is False.
+
+    Args:
+        attn_pos, attn_neg: (B, Lt, Lc) cross-attention of the positive and the negative pair.
+        mask: optional (B, Lt, Lc) bool, True for a valid (text token, context token) pair.
+    """
+    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    mask = _check_mask("mask", mask, attn_pos.shape, attn_pos.device)
+    return _masked_divergence(attn_pos, attn_neg, mask)
 
 
 def contrastive_local_attention_loss(attn_pos: torch.Tensor, attn_neg: torch.Tensor, beta: float = 1.0,
                                      omega_size: int = 8, mask: torch.Tensor | None = None, eps: float = 1e-6,
                                      output_dict: bool = False):
-    """CLA's L_local on attention maps (B, Lt, Lc) of the positive pair and the hardest negative.
+    """CLA: ``mean over Omega of -log(max(A- * (1 + beta * dA), eps))``, averaged over the batch.
 
-    ``A_b = A- * (1 + beta * |A+ - A-|)``; Omega = the ``omega_size`` most divergent valid pairs of
-    each sample (all of them when fewer); the loss is the batch mean of the mean over Omega of
-    ``-log max(A_b, eps)``. The mean over Omega (the paper writes a sum) keeps lambda_local's
-    meaning independent of |Omega|. Omega is a discrete choice; gradients flow through A+ and A-.
+    Omega holds each sample's ``omega_size`` valid pairs of largest ``dA`` (all of its valid pairs
+    if it has fewer); ties go to the lower flat index, so Omega is the same on every device. The
+    choice of Omega is discrete and carries no gradient; the loss's gradient reaches A- and, via
+    dA, A+. The mean (not the paper's sum) over Omega keeps ``lambda_local`` independent of
+    ``omega_size``. A_b can exceed 1 (it is at most 1 + beta), so the loss can be negative.
+
+    Args:
+        attn_pos, attn_neg: (B, Lt, Lc) cross-attention of the positive and the negative pair.
+        beta: amplification of divergent negative attention, >= 0; 1 by default (the paper's
+            value is not given; 1 lets A_b at most double).
+        omega_size: |Omega| per sample; 8 by default (the paper's value is not given): a handful of
+            pairs, on the order of a swapped word's tokens times the patches it refers to.
+        mask: optional (B, Lt, Lc) bool, True for a valid pair (valid text token and context token
+            of both the positive and the negative); masked pairs are never in Omega.
+        eps: floor of A_b inside the log, so attention of exactly 0 gives a finite loss.
+        output_dict: return ``{"local_loss", "omega_index", "divergence"}`` instead of the loss:
+            omega_index (B, omega_size) flat indices into Lt * Lc (-1 in unused slots),
+            divergence (B, Lt, Lc) the masked dA.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < math.inf:
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    if isinstance(omega_size, bool) or not isinstance(omega_size, int) or omega_size < 1:
-        raise ValueError(f"omega_size must be a positive integer, got {omega_size!r}")
-    divergence = attention_divergence(attn_pos, attn_neg, mask)
+    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    beta = check_positive_number("beta", beta, allow_zero=True)
+    omega_size = _check_positive_int("omega_size", omega_size)
+    eps = check_positive_number("eps", eps)
+    if eps >= 1:
+        raise ValueError(f"eps must be below 1, got {eps!r}")
+    mask = _check_mask("mask", mask, attn_pos.shape, attn_pos.device)
+    _check_every_sample_has_one("mask", mask)
+
+    divergence = _masked_divergence(attn_pos, attn_neg, mask)
+    amplified = attn_neg * (1.0 + beta * divergence)
     batch = attn_pos.shape[0]
-    valid = torch.ones_like(attn_pos, dtype=torch.bool) if mask is None else mask
-    k = min(omega_size, valid[0].numel())
-    # Masked pairs rank below every valid one; a sample with fewer valid pairs than k uses all it has.
-    ranking = divergence.detach().masked_fill(~valid, -1.0).reshape(batch, -1)
-    omega = ranking.topk(k, dim=1).indices
-    chosen_valid = valid.reshape(batch, -1).gather(1, omega)
-    amplified = attn_neg.reshape(batch, -1).gather(1, omega) * (1 + beta * divergence.reshape(batch, -1).gather(1, omega))
-    nll = -torch.log(amplified.clamp_min(eps)) * chosen_valid
-    per_sample = nll.sum(1) / chosen_valid.sum(1).clamp_min(1)
-    loss = per_sample.mean()
-    if output_dict:
-        return {"local_loss": loss, "omega_index": omega, "divergence": divergence}
-    return loss
+    flat_mask = mask.reshape(batch, -1)
+    ranking = divergence.detach().reshape(batch, -1).masked_fill(~flat_mask, float("-inf"))
+    order = torch.sort(ranking, dim=1, descending=True, stable=True).indices[:, :omega_size]
+    selected = flat_mask.gather(1, order)
+    negative_log = -amplified.reshape(batch, -1).gather(1, order).clamp_min(eps).log()
+    per_sample = (negative_log * selected).sum(1) / selected.sum(1)
+    local_loss = per_sample.mean()
+    if not output_dict:
+        return local_loss
+    omega_index = torch.full((batch, omega_size), -1, dtype=torch.long, device=order.device)
+    omega_index[:, :order.shape[1]] = order.masked_fill(~selected, -1)
+    return {"local_loss": local_loss, "omega_index": omega_index, "divergence": divergence}
 
 
-def most_divergent_token(attn_pos: torch.Tensor, attn_neg: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) index of the text token i with the largest sum_j |A+(i, j) - A-(i, j)| (for AEL)."""
-    _check_attention_pair(attn_pos, attn_neg, None)
+def most_divergent_token(attn_pos: torch.Tensor, attn_neg: torch.Tensor,
+                         text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) index of the valid text token i with the largest ``sum_j dA(i, j)`` (first one on ties).
+
+    Args:
+        attn_pos, attn_neg: (B, Lt, Lc) cross-attention of the positive and the negative pair.
+        text_mask: optional (B, Lt) bool, True for a text token valid in both captions.
+    """
+    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    text_mask = _check_mask("text_mask", text_mask, attn_pos.shape[:2], attn_pos.device)
+    _check_every_sample_has_one("text_mask", text_mask)
     per_token = (attn_pos - attn_neg).abs().sum(-1)
-    if text_mask is not None:
-        if text_mask.dtype != torch.bool or text_mask.shape != per_token.shape:
-            raise ValueError(f"text_mask must be a bool tensor of shape {tuple(per_token.shape)}")
-        per_token = per_token.masked_fill(~text_mask, float("-inf"))
-    return per_token.argmax(-1)
+    return per_token.masked_fill(~text_mask, float("-inf")).argmax(1)
