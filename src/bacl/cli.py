@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", required=True, type=Path, help="YAML config (validated against the schema)")
         sub.add_argument("--method", required=True, help="a key of the config's methods")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--threads", type=int, help="torch threads (default: the config's threads)")
     train.add_argument("--train", required=True, type=Path, help="feature set of the training split (.safetensors)")
+    train.add_argument("--pools", type=Path, help="BNS candidate pools of the training split (.safetensors)")
     train.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, metrics log, weights)")
     train.add_argument("--seed", type=int, default=0, help="training seed (batch order, draws, init)")
     evaluate.add_argument("--test", required=True, type=Path, help="feature set of the test split (.safetensors)")
@@ -67,7 +69,7 @@ def _train(args, config) -> dict:
     from .featureset import FeatureSet
     from .train import TrainSettings, train
 
-    features = FeatureSet.load(args.train)
+    features = FeatureSet.load(args.train, *([args.pools] if args.pools else []))
     aligner, settings = _build(config, args.method, features, args.seed)
     if settings["spec"]["aligner"] == "zero_shot":
         raise ValueError(f"method {args.method!r} is zero_shot: it has nothing to train")
@@ -91,7 +93,10 @@ def _evaluate(args, config) -> dict:
     if settings["spec"]["aligner"] != "zero_shot":
         if args.weights is None or not args.weights.is_file():
             raise FileNotFoundError(f"--weights {args.weights} does not exist (train the method first)")
-        aligner.load_state_dict(load_file(str(args.weights)))
+        try:
+            aligner.load_state_dict(load_file(str(args.weights)))
+        except RuntimeError as error:  # weights of another method or another feature width
+            raise ValueError(f"--weights {args.weights} do not fit method {args.method!r}: {error}") from error
     results = evaluate(aligner, features, rerank_k=config["evaluate"]["rerank_k"],
                        batch_size=config["evaluate"]["batch_size"])
     results.update(method=args.method, config=config["name"], features=str(args.test),
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         method_settings(config, args.method)  # validates the method and its overrides up front
         import torch
 
-        torch.set_num_threads(config["threads"])
+        torch.set_num_threads(args.threads or config["threads"])
         (_train if args.command == "train" else _evaluate)(args, config)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-__all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "validate_config", "method_settings"]
+__all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "merge_base", "validate_config", "method_settings"]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -60,16 +60,37 @@ def validate_config(config: dict, where: str = "config") -> dict:
     return _validate(config, _schema(), where)
 
 
-def load_config(path: str | Path) -> dict:
-    """Read and validate a YAML config file."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return validate_config(config, where=str(path))
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def merge_base(config: dict, directory: str | Path) -> dict:
+    """A config with ``base: FILE`` (relative to ``directory``) is that file's config with this
+    one's values merged on top (mappings merge key by key, anything else is replaced), so a small
+    variant such as the smoke config states only what differs."""
+    if "base" not in config:
+        return config
+    base_path = Path(directory) / config["base"]
+    base = merge_base(_read_yaml(base_path), base_path.parent)
+    return _deep_merge(base, {k: v for k, v in config.items() if k != "base"})
+
+
+def load_config(path: str | Path) -> dict:
+    """Read (resolving ``base``) and validate a YAML config file."""
+    path = Path(path)
+    return validate_config(merge_base(_read_yaml(path), path.parent), where=str(path))
 
 
 def method_settings(config: dict, method: str) -> dict:

@@ -68,6 +68,7 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     results = {"n": len(features), "distinct_captions": int(ids.unique().numel()),
                "retrieval": bidirectional_retrieval(None, None, ids, ids, ks, similarity=similarity)}
     match_head = aligner.has_match_head and "x_tokens" in features
+    rerank_k = min(rerank_k, len(features))  # a small split cannot fill a larger top k
     if match_head:
         def image_to_text(q, g):
             return _pair_logits(aligner, features, q, features["text_tokens"][g], features["text_token_mask"][g], batch_size)
@@ -93,7 +94,9 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     negative_scores = aligner.pair_scores(x_embedding, negative_embedding)
     types = features["negative_type"]
     results["boundary"] = boundary_accuracy(positive_scores, negative_scores, types, mask, type_names=names)
-    choices = torch.cat([positive_scores[:, None], negative_scores.masked_fill(~mask, float("-inf"))], dim=1)
+    # Padding slots (samples with fewer negatives) become options that always lose.
+    floor = torch.minimum(positive_scores.min(), negative_scores.min()) - 1.0
+    choices = torch.cat([positive_scores[:, None], negative_scores.masked_fill(~mask, floor)], dim=1)
     results["multiple_choice"] = multiple_choice_accuracy(choices, torch.zeros(n, dtype=torch.long))
     if not match_head:
         return results
@@ -101,7 +104,7 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     rows, slots = mask.nonzero(as_tuple=True)
     negative_tokens = features["negative_text_tokens"][rows, slots]
     negative_token_mask = features["negative_text_token_mask"][rows, slots]
-    negative_logits = torch.full((n, m), float("-inf"))
+    negative_logits = torch.zeros(n, m)  # padding slots; boundary_accuracy ignores them through the mask
     negative_logits[rows, slots] = _pair_logits(aligner, features, rows, negative_tokens, negative_token_mask, batch_size)
     positive_logits = _pair_logits(aligner, features, torch.arange(n), features["text_tokens"],
                                    features["text_token_mask"], batch_size)

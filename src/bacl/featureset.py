@@ -17,11 +17,12 @@ stored in float16 (half the disk and memory; the heads compute in float32).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 from .aligners.base import FeatureBatch, FeatureDims
 
@@ -47,13 +48,29 @@ class FeatureSet:
         self.tensors, self.meta, self.source = tensors, meta or {}, source
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureSet":
+    def load(cls, path: str | Path, *extra: str | Path) -> "FeatureSet":
+        """Read a feature set; ``extra`` files (e.g. the BNS pools) add tensors to it."""
+        tensors, meta = {}, {}
+        for part in (path, *extra):
+            part = Path(part)
+            if not part.is_file():
+                raise FileNotFoundError(f"feature file {part} does not exist (the pipeline's feature steps write it)")
+            try:
+                with safe_open(str(part), framework="pt") as handle:
+                    meta = {**json.loads((handle.metadata() or {}).get("meta", "{}")), **meta}
+                tensors.update(load_file(str(part)))
+            except (SafetensorError, json.JSONDecodeError) as error:
+                raise ValueError(f"feature file {part} is not a readable feature set: {error}") from error
+        return cls(tensors, meta, source=str(path))
+
+    @staticmethod
+    def write(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Write tensors with JSON ``meta`` atomically (temp file, then rename)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"feature set {path} does not exist (the pipeline's feature step writes it)")
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
-        return cls(load_file(str(path)), meta, source=str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
+        os.replace(tmp, path)
 
     def __len__(self) -> int:
         return len(self.tensors["x"])

@@ -214,7 +214,8 @@ class BACLLoss(nn.Module):
     def _extra_negatives(self, anchor, positive, all_positive, candidates, candidate_mask, labels,
                          logit_scale, logit_bias, progress, generator):
         pool, pool_mask = self._pool(all_positive, candidates, candidate_mask, labels)
-        draw = self.sampler(anchor, positive, pool, progress, candidate_mask=pool_mask, generator=generator)
+        draw = self.sampler(anchor, positive, pool, progress, candidate_mask=pool_mask, generator=generator,
+                            rank=self.rank, world_size=self.world_size)
         drawn = pool[draw.index] if pool.dim() == 2 else pool.gather(
             1, draw.index[..., None].expand(-1, -1, pool.shape[-1]))
         extra = logit_scale * torch.einsum("bd,bkd->bk", anchor, drawn)

@@ -163,6 +163,8 @@ class BoundarySampler(nn.Module):
         progress: float,
         candidate_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> BoundarySample:
         """Draw ``K`` boundary-aware negatives per anchor.
 
@@ -176,6 +178,9 @@ class BoundarySampler(nn.Module):
             candidate_mask: optional (B, P) bool, True where a candidate is admissible (use it to
                 exclude the anchor's own positive in an in-batch pool, or equivalent captions).
             generator: torch.Generator for the Gumbel noise; same generator state, same draw.
+            rank, world_size: under data parallelism the noise is drawn for the global batch and
+                this rank's rows are kept, so B anchors on each of W ranks get exactly the draws
+                one process with W * B anchors would (given the same generator state).
         """
         _check_inputs(anchor, positive, candidates)
         batch, pool = anchor.shape[0], candidates.shape[-2]
@@ -209,7 +214,8 @@ class BoundarySampler(nn.Module):
         # gradient; its draws are all marked invalid and its reward is zero.
         logits = torch.where(has_pool[:, None], logits, torch.zeros_like(logits))
 
-        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        uniform = torch.rand((world_size * batch, pool), generator=generator, device=logits.device,
+                             dtype=logits.dtype)[rank * batch:(rank + 1) * batch]
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
         perturbed = logits + gumbel
         # Gumbel-top-k: the K largest perturbed logits are a draw without replacement from softmax(logits).

@@ -123,6 +123,10 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         raise ValueError(f"batch_size={settings.batch_size} is not divisible by the world size {world_size}")
     if len(train_set) < settings.batch_size:
         raise ValueError(f"batch_size={settings.batch_size} exceeds the training split ({len(train_set)} rows)")
+    wants_candidates = getattr(getattr(aligner, "contrastive", None), "use_bns", False) or getattr(
+        getattr(aligner, "contrastive", None), "use_cla", False)
+    if wants_candidates:
+        _check_pools(aligner, train_set, settings)
     device = torch.device(settings.device)
     aligner.to(device).train()
     optimizer, schedule = _optimizer(aligner, settings)
@@ -136,8 +140,6 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         start = state["step"]
     log_lines = _read_log(log_path, start)
     model = DistributedDataParallel(aligner, find_unused_parameters=True) if world_size > 1 else aligner
-    wants_candidates = getattr(getattr(aligner, "contrastive", None), "use_bns", False) or getattr(
-        getattr(aligner, "contrastive", None), "use_cla", False)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     local = settings.batch_size // world_size
     end = settings.steps if stop_after is None else min(settings.steps, stop_after)
@@ -175,6 +177,20 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()},
                   str(out_dir / FINAL_WEIGHTS))
     return summary
+
+
+def _check_pools(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings) -> None:
+    """The BNS pools must exist, hold at least pool_size candidates, and at least K of them."""
+    if "text_neighbours" not in train_set:
+        raise ValueError(f"feature set {train_set.source} has no candidate pools (text_neighbours): BACL needs them")
+    stored = train_set["text_neighbours"].shape[1]
+    pool = stored if settings.pool_size is None else settings.pool_size
+    if pool > stored:
+        raise ValueError(f"index.pool_size={pool} exceeds the {stored} neighbours stored in {train_set.source}")
+    sampler = getattr(aligner.contrastive, "sampler", None)
+    if sampler is not None and sampler.num_negatives > pool:
+        raise ValueError(f"bacl.num_negatives={sampler.num_negatives} is larger than the candidate pool "
+                         f"(P={pool}, set by index.pool_size)")
 
 
 def _draw_statistics(aligner: Aligner) -> dict:

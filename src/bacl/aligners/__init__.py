@@ -80,7 +80,10 @@ def build_aligner(spec: dict, dims: FeatureDims, *, bacl: dict | None = None, tr
     options = dict(spec.get("options", {}))
     if name == "blip":
         options = {**(transformer or {}), **options}
-    aligner = ALIGNERS[name](dims, **options) if name != "zero_shot" else ZeroShotAligner()
+    try:
+        aligner = ALIGNERS[name](dims, **options) if name != "zero_shot" else ZeroShotAligner()
+    except TypeError as error:  # an unknown option or one of the wrong type
+        raise ValueError(f"options {options} do not fit aligner {name!r}: {error}") from error
     if name in BACL_COMPATIBLE:
         gather = distributed or {}
         if use_bns or use_cla:

@@ -135,10 +135,14 @@ class Aligner(nn.Module):
 
 
 class ZeroShotAligner(Aligner):
-    """The frozen encoder with no head: the floor every method starts from. Nothing to train."""
+    """The frozen encoder with no head: the floor every method starts from. Nothing to train.
+
+    On the audio-video benchmark only the video stream shares a space with the texts (both come
+    from the image model's towers; the audio tower has its own text space), so it scores video.
+    """
 
     def encode_x(self, x, modalities=None):
-        return F.normalize(x, dim=-1)
+        return F.normalize(modalities["video"] if modalities and "video" in modalities else x, dim=-1)
 
     def encode_text(self, text):
         return F.normalize(text, dim=-1)

@@ -46,7 +46,10 @@ class BLIPAligner(CLIPAligner):
         terms = self.contrastive_terms(x_embedding, text_embedding, batch, progress, generator)
         with torch.no_grad():
             similarity = x_embedding @ text_embedding.T
-            same = (similarity >= 1 - 1e-6) | torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
+            # Positives: the diagonal and every duplicate of a pair's caption (identical captions
+            # have identical frozen features, hence identical embeddings).
+            same = (text_embedding @ text_embedding.T >= 1 - 1e-6) | torch.eye(
+                len(similarity), dtype=torch.bool, device=similarity.device)
             negative_text = similarity_drawn_negatives(similarity, same, generator)
             negative_x = similarity_drawn_negatives(similarity.T, same.T, generator)
         x_tokens, x_mask = batch.x_tokens, _mask(batch.x_token_mask, batch.x_tokens)

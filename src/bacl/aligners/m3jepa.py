@@ -24,6 +24,9 @@ class MixtureOfExperts(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, num_experts: int = 12, top_k: int = 4, hidden_ratio: float = 2.0):
         super().__init__()
+        for arg, value in (("num_experts", num_experts), ("top_k", top_k)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"top_k must lie in [1, num_experts={num_experts}], got {top_k}")
         hidden = int(hidden_ratio * in_dim)

@@ -1,0 +1,198 @@
+"""The aligners and the BACL plug-in: each learns on features with learnable structure, starts
+from the frozen alignment, and wires its loss terms and parameters as documented."""
+
+import json
+
+import hypothesis.strategies as st
+import pytest
+import torch
+import torch.nn.functional as F
+from fixtures import held_out_contrastive_loss, latent_features, tiny_config
+from hypothesis import given
+from open_clip.loss import ClipLoss
+
+from bacl.aligners import BLIPAligner, GRAMAligner, add_bacl, build_aligner
+from bacl.aligners.blip import similarity_drawn_negatives
+from bacl.aligners.gram import gram_volume, paired_gram_volume
+from bacl.aligners.m3jepa import MixtureOfExperts
+from bacl.config import method_settings, validate_config
+from bacl.train import TrainSettings, train
+
+EXPERTS = {"num_experts": 4, "top_k": 2}  # a tiny mixture: 4 experts, top-2 routing
+# case name -> (method spec, whether the split has separate video and audio modalities, loss terms)
+CASES = {
+    "clip": ({"aligner": "clip"}, False, {"contrastive_loss"}),
+    "blip": ({"aligner": "blip"}, False, {"contrastive_loss", "match_loss"}),
+    "gram_video_audio": ({"aligner": "gram"}, True, {"contrastive_loss"}),
+    "gram_single_x": ({"aligner": "gram"}, False, {"contrastive_loss"}),
+    "m3jepa": ({"aligner": "m3jepa", "options": EXPERTS}, False, {"contrastive_loss", "regression_loss"}),
+    "clip_bacl": ({"aligner": "clip", "bns": True, "cla": True}, False,
+                  {"contrastive_loss", "policy_loss", "local_loss", "match_loss"}),
+    "m3jepa_bacl": ({"aligner": "m3jepa", "bns": True, "cla": True, "options": EXPERTS}, False,
+                    {"contrastive_loss", "regression_loss", "policy_loss", "local_loss", "match_loss"}),
+    "clip_bns": ({"aligner": "clip", "bns": True}, False, {"contrastive_loss", "policy_loss"}),
+    "clip_cla": ({"aligner": "clip", "cla": True}, False, {"contrastive_loss", "local_loss", "match_loss"}),
+}
+
+
+def make_aligner(spec: dict, dims, seed: int = 0):
+    settings = method_settings(validate_config(tiny_config({"method": spec})), "method")
+    torch.manual_seed(seed)
+    return build_aligner(settings["spec"], dims, bacl=settings["bacl"], transformer=settings["transformer"])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_training_lowers_the_held_out_contrastive_loss(case, tmp_path):
+    spec, modalities, terms = CASES[case]
+    train_set, test_set = (latent_features(n, seed=seed, modalities=modalities) for n, seed in ((128, 0), (64, 1)))
+    aligner = make_aligner(spec, train_set.dims)
+    before = held_out_contrastive_loss(aligner, test_set)
+    initial = {name: p.detach().clone() for name, p in aligner.named_parameters()}
+    settings = TrainSettings(steps=30, batch_size=16, lr=1e-2, checkpoint_every=30, log_every=1)
+    train(aligner, train_set, settings, tmp_path, progress=False)
+    after = held_out_contrastive_loss(aligner, test_set)
+    assert after < 0.85 * before, f"{case}: held-out loss {before:.3f} -> {after:.3f}"
+    log = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(log) == settings.steps
+    for line in log:
+        record = json.loads(line)
+        assert terms <= set(record) and all(torch.isfinite(torch.tensor(record[t])) for t in terms | {"loss"})
+    # every parameter (heads, policy, Transformer) is trained: each receives a gradient
+    unchanged = [name for name, p in aligner.named_parameters() if torch.equal(p.detach(), initial[name])]
+    assert not unchanged
+
+
+@pytest.mark.parametrize("case", ["clip", "blip", "m3jepa", "clip_bacl", "m3jepa_bacl"])
+def test_untrained_heads_are_the_frozen_alignment(case):
+    """Residual heads start at zero (and M3-JEPA's experts at the identity): before training, every
+    method embeds exactly as the frozen encoder, so methods differ only by what they learn."""
+    features = latent_features(24)
+    aligner = make_aligner(CASES[case][0], features.dims)
+    torch.testing.assert_close(aligner.encode_x(features["x"]), F.normalize(features["x"], dim=-1))
+    torch.testing.assert_close(aligner.encode_text(features["text"]), F.normalize(features["text"], dim=-1))
+
+
+def test_gram_embeds_each_modality_apart():
+    features = latent_features(24, modalities=True)
+    aligner = make_aligner({"aligner": "gram"}, features.dims)
+    batch = features.batch(torch.arange(5))
+    embedded = aligner.encode_x(batch.x, batch.modalities)
+    assert embedded.shape == (5, 2, 16)  # (B, modalities audio + video, E)
+    torch.testing.assert_close(embedded[:, 0], F.normalize(batch.modalities["audio"], dim=-1))
+    with pytest.raises(ValueError, match="video"):
+        aligner.encode_x(batch.x, {"audio": batch.modalities["audio"]})
+
+
+def test_clip_aligner_loss_is_open_clip_loss():
+    features = latent_features(24)
+    aligner = make_aligner({"aligner": "clip"}, features.dims)
+    batch = features.batch(torch.arange(16))
+    x, text = aligner.encode_x(batch.x), aligner.encode_text(batch.text)
+    expected = ClipLoss()(x, text, aligner.scale())
+    torch.testing.assert_close(aligner.loss(batch, 0.5)["contrastive_loss"], expected)
+
+
+@given(k=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_gram_volume_is_sqrt_det_of_the_gram_matrix(k, seed):
+    gen = torch.Generator().manual_seed(seed)
+    text = F.normalize(torch.randn(3, 5, generator=gen, dtype=torch.float64), dim=-1)
+    others = F.normalize(torch.randn(4, k, 5, generator=gen, dtype=torch.float64), dim=-1)
+    volumes = gram_volume(text, others, eps=0.0)
+    for i in range(4):
+        for j in range(3):
+            vectors = torch.cat([text[j:j + 1], others[i]])
+            expected = torch.linalg.det(vectors @ vectors.T).clamp_min(0).sqrt()
+            torch.testing.assert_close(volumes[i, j], expected)
+    paired = paired_gram_volume(text[None].expand(4, -1, -1), others, eps=0.0)
+    torch.testing.assert_close(paired, volumes)
+
+
+def test_a_caption_in_the_span_of_its_modalities_has_zero_volume():
+    video, audio = F.normalize(torch.randn(2, 4, dtype=torch.float64), dim=-1)
+    text = F.normalize(video + audio, dim=-1)
+    assert gram_volume(text[None], torch.stack([video, audio])[None], eps=0.0).item() < 1e-6
+
+
+def test_bacl_plugs_into_infonce_aligners_only():
+    dims = latent_features(24).dims
+    for name in ("gram", "zero_shot"):
+        with pytest.raises(ValueError, match="cannot take BACL"):
+            build_aligner({"aligner": name, "bns": True}, dims)
+    with pytest.raises(ValueError, match="InfoNCE"):
+        add_bacl(GRAMAligner(dims), dims, use_bns=True, use_cla=False)
+    with pytest.raises(ValueError, match="unknown"):
+        build_aligner({"aligner": "nope"}, dims)
+    with pytest.raises(ValueError, match="bogus"):
+        build_aligner({"aligner": "clip", "bns": True}, dims, bacl={"bogus": 1})
+
+
+def test_bacl_settings_reach_the_sampler_and_the_loss():
+    dims = latent_features(24).dims
+    schedule = {"alpha_early": 0.2, "alpha_late": -0.4, "steepness": 3.0}
+    aligner = build_aligner({"aligner": "clip", "bns": True, "cla": True}, dims,
+                            bacl={"num_negatives": 3, "schedule": schedule, "lambda_local": 0.5},
+                            transformer={"width": 16, "depth": 1, "heads": 2})
+    sampler = aligner.contrastive.sampler
+    assert sampler.num_negatives == 3 and (sampler.schedule.alpha_early, sampler.schedule.steepness) == (0.2, 3.0)
+    assert aligner.contrastive.lambda_local == 0.5 and len(aligner.cross_modal.layers) == 1
+    assert aligner.has_match_head
+
+
+def test_cla_on_blip_shapes_its_matching_transformer():
+    dims = latent_features(24).dims
+    aligner = build_aligner({"aligner": "blip", "cla": True}, dims, transformer={"width": 16, "depth": 1, "heads": 2})
+    assert isinstance(aligner, BLIPAligner) and aligner.contrastive.cross_modal is aligner.matcher
+
+
+def test_similarity_drawn_negatives_avoid_positives_and_repeat_with_the_generator():
+    similarity = torch.randn(6, 6)
+    same = torch.eye(6, dtype=torch.bool)
+    same[0, 1] = same[1, 0] = True
+    draws = torch.stack([similarity_drawn_negatives(similarity, same, torch.Generator().manual_seed(seed))
+                         for seed in range(50)])
+    assert not same[torch.arange(6).expand(50, -1), draws].any()
+    again = similarity_drawn_negatives(similarity, same, torch.Generator().manual_seed(7))
+    assert torch.equal(again, draws[7])
+
+
+def test_blip_never_matches_a_caption_against_its_duplicate():
+    """Rows 0 and 1 share a caption (caption_id, identical text features); row 2 differs. The
+    ITM negatives must come from other captions: the only one here is row 2's."""
+    features = latent_features(24, duplicate_pairs=True)
+    aligner = make_aligner({"aligner": "blip"}, features.dims)
+    batch = features.batch(torch.tensor([0, 1, 2]))
+    calls = []
+    original = aligner.match_logits
+
+    def spy(x_tokens, x_mask, text_tokens, text_mask):
+        calls.append((x_tokens, text_tokens))
+        return original(x_tokens, x_mask, text_tokens, text_mask)
+
+    aligner.match_logits = spy
+    for seed in range(10):
+        calls.clear()
+        aligner.loss(batch, 0.5, torch.Generator().manual_seed(seed))
+        (_, negative_text), (negative_x, _) = calls[1], calls[2]
+        assert torch.equal(negative_text[:2], batch.text_tokens[[2, 2]]), f"seed {seed}: duplicate caption drawn"
+        assert torch.equal(negative_x[:2], batch.x_tokens[[2, 2]]), f"seed {seed}: x of a duplicate caption drawn"
+
+
+def test_mixture_of_experts_starts_at_the_identity_and_checks_top_k():
+    experts = MixtureOfExperts(8, 8, num_experts=4, top_k=2)
+    inputs = torch.randn(3, 5, 8)
+    torch.testing.assert_close(experts(inputs), inputs)
+    with pytest.raises(ValueError, match="top_k"):
+        MixtureOfExperts(8, 8, num_experts=2, top_k=3)
+
+
+def test_m3jepa_regression_pulls_only_the_prediction():
+    features = latent_features(24)
+    aligner = make_aligner({"aligner": "m3jepa", "options": {**EXPERTS, "alpha": 1.0}}, features.dims)
+    assert aligner.contrastive_weight == 0.0
+    with torch.no_grad():  # move the predictor off the identity so the regression is not zero
+        aligner.predictor.second.normal_()
+    aligner.loss(features.batch(torch.arange(8)), 0.5)["regression_loss"].backward()
+    assert aligner.text_head.mlp[-1].weight.grad is None or not aligner.text_head.mlp[-1].weight.grad.any()
+    assert aligner.predictor.second.grad.any()
+    with pytest.raises(ValueError, match="alpha"):
+        make_aligner({"aligner": "m3jepa", "options": {"alpha": 1.5}}, features.dims)

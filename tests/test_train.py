@@ -1,0 +1,236 @@
+"""The training loop: settings, batch order, logging, resuming (in-process and after SIGKILL), and
+two-process data-parallel training against one process on the same global batch."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from fixtures import (
+    latent_features,
+    tiny_config,
+    train_args,
+    write_config,
+    write_feature_file,
+)
+from safetensors.torch import load_file, save_file
+
+from bacl.aligners import CLIPAligner, build_aligner
+from bacl.cli import main
+from bacl.config import method_settings, validate_config
+from bacl.featureset import FeatureSet
+from bacl.train import (
+    CHECKPOINT,
+    FINAL_WEIGHTS,
+    METRICS_LOG,
+    TrainSettings,
+    batch_indices,
+    step_generator,
+    train,
+)
+
+METHODS = {
+    "clip": {"aligner": "clip"},
+    "blip": {"aligner": "blip"},  # similarity-drawn ITM negatives: random draws every step
+    "m3jepa": {"aligner": "m3jepa", "options": {"num_experts": 4, "top_k": 2}},
+    "clip_bacl": {"aligner": "clip", "bns": True, "cla": True},  # Gumbel draws every step
+    "clip_bns": {"aligner": "clip", "bns": True},
+}
+SETTINGS = TrainSettings(steps=12, batch_size=16, lr=3e-3, checkpoint_every=5, log_every=2)
+
+
+def make_aligner(method: str, dims, seed: int = 0):
+    settings = method_settings(validate_config(tiny_config(METHODS)), method)
+    torch.manual_seed(seed)
+    return build_aligner(settings["spec"], dims, bacl=settings["bacl"], transformer=settings["transformer"])
+
+
+def assert_same_run(dir_a: Path, dir_b: Path, atol: float = 0.0):
+    """Bit-identical (or, with atol, close) final weights; identical metrics log when exact."""
+    weights_a, weights_b = load_file(str(dir_a / FINAL_WEIGHTS)), load_file(str(dir_b / FINAL_WEIGHTS))
+    assert set(weights_a) == set(weights_b)
+    for name in weights_a:
+        if atol == 0.0:
+            assert torch.equal(weights_a[name], weights_b[name]), name
+        else:
+            torch.testing.assert_close(weights_a[name], weights_b[name], atol=atol, rtol=0, msg=name)
+    if atol == 0.0:
+        assert (dir_a / METRICS_LOG).read_text() == (dir_b / METRICS_LOG).read_text()
+
+
+def test_feature_file_round_trip(tmp_path):
+    features = latent_features(24, modalities=True)
+    loaded = FeatureSet.load(write_feature_file(tmp_path / "split.safetensors", features))
+    assert loaded.meta == features.meta and loaded.source == str(tmp_path / "split.safetensors")
+    assert set(loaded.tensors) == set(features.tensors)
+    for name, tensor in features.tensors.items():
+        assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor), name
+    assert loaded.modality_names == ("audio", "video") and loaded.dims == features.dims
+    save_file({"x": torch.zeros(2, 3), "text": torch.zeros(2, 3), "caption_id": torch.arange(2)},
+              str(tmp_path / "bare.safetensors"))
+    assert FeatureSet.load(tmp_path / "bare.safetensors").meta == {}
+    with pytest.raises(FileNotFoundError, match="absent.safetensors"):
+        FeatureSet.load(tmp_path / "absent.safetensors")
+
+
+def test_pools_from_a_second_file_join_the_split(tmp_path):
+    features = latent_features(24)
+    pools = {name: features[name] for name in ("text_neighbours", "x_neighbours")}
+    FeatureSet.write(tmp_path / "split.safetensors", {k: v for k, v in features.tensors.items() if k not in pools},
+                     features.meta)
+    FeatureSet.write(tmp_path / "pools.safetensors", pools, {"pool": 8})
+    loaded = FeatureSet.load(tmp_path / "split.safetensors", tmp_path / "pools.safetensors")
+    assert torch.equal(loaded["text_neighbours"], features["text_neighbours"])
+    assert loaded.meta == {**features.meta, "pool": 8}
+
+
+def test_feature_set_names_bad_tensors():
+    good = {"x": torch.zeros(3, 2), "text": torch.zeros(3, 2), "caption_id": torch.arange(3)}
+    with pytest.raises(ValueError, match="caption_id"):
+        FeatureSet({k: v for k, v in good.items() if k != "caption_id"})
+    with pytest.raises(ValueError, match="text"):
+        FeatureSet({**good, "text": torch.zeros(4, 2)})
+    with pytest.raises(ValueError, match="x_tokens"):
+        FeatureSet({**good, "x_tokens": torch.full((3, 2, 2), float("nan"))})
+
+
+def test_batch_gathers_the_candidate_pools():
+    features = latent_features(24)
+    rows = torch.tensor([3, 0, 7])
+    batch = features.batch(rows, candidates=True, pool_size=5)
+    assert batch.candidate_text.shape == (3, 5, 16) and batch.candidate_x.shape == (3, 5, 16)
+    assert batch.candidate_text_tokens.shape == (3, 5, 5, 12) and batch.candidate_text_tokens.dtype == torch.float32
+    torch.testing.assert_close(batch.candidate_text[1, 2], features["text"][features["text_neighbours"][0, 2]])
+    assert features.batch(rows, candidates=True).candidate_text.shape[1] == 8  # all stored
+    bare = FeatureSet({k: v for k, v in features.tensors.items() if not k.endswith("neighbours")})
+    with pytest.raises(ValueError, match="neighbours"):
+        bare.batch(rows, candidates=True)
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 2.0), ("checkpoint_every", True),
+                                          ("log_every", -1), ("lr", 0.0), ("lr", float("nan")),
+                                          ("warmup_fraction", 1.0)])
+def test_settings_name_a_bad_value(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainSettings(**{"steps": 10, "batch_size": 4, field: value})
+
+
+def test_batch_order_is_a_seeded_permutation_per_epoch():
+    n, batch = 10, 3  # 3 full batches per epoch, the last row of each epoch's order dropped
+    epoch = torch.cat([batch_indices(n, batch, seed=4, step=s) for s in range(3)])
+    assert len(epoch) == 9 and len(set(epoch.tolist())) == 9
+    assert torch.equal(batch_indices(n, batch, 4, 5), batch_indices(n, batch, 4, 5))
+    assert not torch.equal(torch.cat([batch_indices(n, batch, 4, s) for s in range(3, 6)]), epoch)
+    draws = [torch.rand(3, generator=step_generator(1, step)) for step in (0, 1, 0)]
+    assert torch.equal(draws[0], draws[2]) and not torch.equal(draws[0], draws[1])
+
+
+def test_log_checkpoint_and_weights(tmp_path):
+    features = latent_features(48)
+    summary = train(make_aligner("clip_bacl", features.dims), features, SETTINGS, tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / METRICS_LOG).read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12]
+    assert records[-1]["progress"] == 1.0 and records[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert {"alpha", "drawn_bs_mean", "policy_loss", "local_loss"} <= set(records[0])
+    assert records[0]["alpha"] > 0 > records[-1]["alpha"]  # the curriculum: easy first, hard last
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == SETTINGS.steps
+    assert summary["resumed_from"] == 0 and summary["world_size"] == 1
+    assert set(load_file(str(tmp_path / FINAL_WEIGHTS))) == set(make_aligner("clip_bacl", features.dims).state_dict())
+
+
+def test_batch_larger_than_the_split_is_named(tmp_path):
+    features = latent_features(12)
+    with pytest.raises(ValueError, match="batch_size=16"):
+        train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_finite_loss_stops_training(tmp_path):
+    class Exploding(CLIPAligner):
+        def loss(self, batch, progress, generator=None):
+            return {"contrastive_loss": super().loss(batch, progress, generator)["contrastive_loss"] / 0.0}
+
+    features = latent_features(24)
+    with pytest.raises(FloatingPointError, match="step 0"):
+        train(Exploding(features.dims), features, SETTINGS, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("method", ["blip", "m3jepa", "clip_bacl"])
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(method, tmp_path):
+    features = latent_features(48)
+    train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "whole", progress=False)
+    partial = train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "resumed", progress=False,
+                    stop_after=7)
+    assert partial["resumed_from"] == 0 and not (tmp_path / "resumed" / FINAL_WEIGHTS).exists()
+    # Lines logged after the checkpoint (a crash between log and checkpoint) must be dropped.
+    with open(tmp_path / "resumed" / METRICS_LOG, "a") as log:
+        log.write(json.dumps({"step": 8, "loss": 123.0}) + "\n")
+    # A different initialisation: the resumed weights must come from the checkpoint.
+    resumed = train(make_aligner(method, features.dims, seed=1), features, SETTINGS, tmp_path / "resumed",
+                    progress=False)
+    assert resumed["resumed_from"] == 7
+    assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+
+
+def child_environment() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")  # bacl: the venv's editable install
+
+
+@pytest.mark.slow
+def test_run_killed_by_sigkill_resumes_to_the_same_weights(tmp_path):
+    # Enough steps (about 2 s) after the first checkpoint that the run is still going when the kill comes.
+    config = write_config(tmp_path / "config.yaml", tiny_config(
+        METHODS, train={"steps": 500, "batch_size": 16, "lr": 3e-3, "checkpoint_every": 25, "log_every": 25}))
+    features = write_feature_file(tmp_path / "train.safetensors", latent_features(64))
+    killed, child_log = tmp_path / "killed", tmp_path / "child.log"
+    with open(child_log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the child
+        child = subprocess.Popen([sys.executable, "-m", "bacl", *train_args(config, "clip_bns", features, killed)],
+                                 env=child_environment(), stderr=stderr)
+        try:
+            deadline = time.monotonic() + 120
+            while not (killed / CHECKPOINT).exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        finally:
+            child.send_signal(signal.SIGKILL)  # does nothing if the child has already exited
+            child.wait()
+    assert child.returncode == -signal.SIGKILL, child_log.read_text()
+    interrupted_at = torch.load(killed / CHECKPOINT, weights_only=True)["step"]
+    assert interrupted_at < 500 and not (killed / FINAL_WEIGHTS).exists()
+    assert main(train_args(config, "clip_bns", features, killed)) == 0
+    assert json.loads((killed / "summary.json").read_text())["resumed_from"] == interrupted_at
+    assert main(train_args(config, "clip_bns", features, tmp_path / "whole")) == 0
+    assert_same_run(tmp_path / "whole", killed)
+
+
+def torchrun_train(config: Path, method: str, features: Path, out: Path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               "-m", "bacl", *train_args(config, method, features, out)]
+    done = subprocess.run(command, env=child_environment(), capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2
+
+
+def ddp_setup(tmp_path: Path, method: str):
+    config = write_config(tmp_path / "config.yaml", tiny_config(
+        {method: METHODS[method]},
+        train={"steps": 10, "batch_size": 16, "lr": 3e-3, "checkpoint_every": 10, "log_every": 5}))
+    features = write_feature_file(tmp_path / "train.safetensors", latent_features(64))
+    torchrun_train(config, method, features, tmp_path / "two")
+    assert main(train_args(config, method, features, tmp_path / "one")) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["clip", "clip_bns"])
+def test_two_processes_train_like_one_process_on_the_same_global_batch(method, tmp_path):
+    """Under DDP each rank computes its rows' loss against the gathered batch and DDP averages the
+    gradients: the same update as one process. For BNS that needs the same draws too (K = 4 of
+    P = 8 candidates here): each rank's Gumbel noise for its rows must be the noise one process
+    draws for those rows from step_generator(seed, step)."""
+    ddp_setup(tmp_path, method)
+    assert_same_run(tmp_path / "one", tmp_path / "two", atol=1e-5)
