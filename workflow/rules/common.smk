@@ -1,0 +1,84 @@
+# Shared settings and helpers of the pipeline: paths, which runs exist, and input functions.
+import os
+import re
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+
+RESULTS = config["results_dir"]
+PAPER = config["paper_dir"]
+SEEDS = config["seeds"]
+BENCHMARKS = config["benchmarks"]
+EVAL_SPLITS = config["evaluate"]["splits"]
+FEATURE_SPLITS = ["train", *EVAL_SPLITS]
+PYTHON = sys.executable  # the interpreter Snakemake runs under: the project venv via `make reproduce`
+
+# Which frozen encoder family each benchmark's non-text side goes through.
+ENCODER_FAMILIES = {
+    "image_text": ["image"],
+    "video_text": ["image"],
+    "audio_text": ["audio"],
+    "audio_video_text": ["image", "audio"],
+}
+# The benchmark whose pre-training split pre-trains each family's small encoder.
+PRETRAIN_SOURCE = {"image": "image_text", "audio": "audio_text"}
+
+wildcard_constraints:
+    benchmark="|".join(ENCODER_FAMILIES),
+    split="pretrain|train|val|test|test_heldout",
+    family="image|audio",
+    method="|".join(map(re.escape, config["methods"])),
+    seed=r"\d+",
+
+
+def methods_for(benchmark):
+    """Methods that run on ``benchmark`` (a method's ``benchmarks`` list, else all)."""
+    return [m for m, spec in config["methods"].items() if benchmark in spec.get("benchmarks", BENCHMARKS)]
+
+
+def is_trained(method):
+    return config["methods"][method]["aligner"] != "zero_shot"
+
+
+def runs():
+    """(benchmark, method, seed) of every configured run."""
+    return [(b, m, s) for b in BENCHMARKS for m in methods_for(b) for s in SEEDS]
+
+
+def encoder_weights(family):
+    """The family's frozen weights: a configured local file/tag, else the pipeline's pre-training."""
+    pretrained = config["encoders"][family]["pretrained"]
+    return pretrained if pretrained else f"{RESULTS}/encoders/{family}.safetensors"
+
+
+def run_dir(benchmark, method, seed):
+    return f"{RESULTS}/runs/{benchmark}/{method}/seed{seed}"
+
+
+def eval_file(benchmark, split, method, seed):
+    return f"{RESULTS}/eval/{benchmark}/{split}/{method}/seed{seed}.json"
+
+
+def all_eval_files():
+    return [eval_file(b, split, m, s) for b, m, s in runs() for split in EVAL_SPLITS]
+
+
+def all_metric_logs():
+    return [f"{run_dir(b, m, s)}/metrics.jsonl" for b, m, s in runs() if is_trained(m)]
+
+
+def all_train_benchmarks():
+    return [f"{RESULTS}/benchmarks/train/{b}/{m}/seed{s}.tsv" for b, m, s in runs() if is_trained(m)]
+
+
+def pipeline_encoder_weights(wildcards):
+    """Encoder weights the pipeline itself makes (none when the config names pretrained files)."""
+    return [encoder_weights(f) for f in ENCODER_FAMILIES[wildcards.benchmark]
+                     if not config["encoders"][f]["pretrained"]]
+
+
+def trained_weights(wildcards):
+    """The run's weights, or nothing for the zero-shot floor."""
+    if not is_trained(wildcards.method):
+        return []
+    return f"{run_dir(wildcards.benchmark, wildcards.method, wildcards.seed)}/weights.safetensors"

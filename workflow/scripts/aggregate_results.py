@@ -1,0 +1,113 @@
+"""Summarise every evaluation JSON into one file: seed statistics per benchmark / split / method.
+
+Input: one evaluation JSON per (benchmark, split, method, seed) as ``bacl.evaluate`` writes it.
+Output (``paper/data/results.json``)::
+
+    {"config": name, "seeds": [...],
+     "results": {benchmark: {split: {method: {"seeds": [...],
+                 "metrics": {"retrieval.mean.R@1": {"mean", "std", "n", "values"}, ...}}}}}}
+
+Every numeric leaf of the metric sections becomes a dotted path; ``retrieval.mean.*`` and
+``retrieval_reranked.mean.*`` are added: per seed, the mean of the two retrieval directions.
+Statistics come from ``bacl.metrics.judgement.aggregate_seeds`` (mean, sample std).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+
+from bacl.metrics import aggregate_seeds
+
+from paper_common import read_json, write_json
+
+# The sections of an evaluation JSON that hold metrics (the rest is provenance: method, paths).
+METRIC_SECTIONS = ("retrieval", "retrieval_reranked", "boundary", "boundary_match_head", "multiple_choice", "ael")
+DIRECTIONS = ("image_to_text", "text_to_image")
+
+
+def flatten_metrics(result: dict) -> dict[str, float]:
+    """Numeric leaves of ``result``'s metric sections under dotted paths, plus direction means.
+
+    Args:
+        result: one evaluation JSON (nested dicts; only ``METRIC_SECTIONS`` are read).
+    """
+    if not isinstance(result, dict):
+        raise ValueError(f"result must be a dict (an evaluation JSON), got {type(result).__name__}")
+    flat: dict[str, float] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, numbers.Real) and not isinstance(node, bool):
+            flat[path] = float(node)
+
+    for section in METRIC_SECTIONS:
+        if section in result:
+            walk(result[section], section)
+            both = [result[section].get(direction) for direction in DIRECTIONS]
+            if all(isinstance(part, dict) for part in both):
+                for key in sorted(set(both[0]) & set(both[1])):
+                    values = [part[key] for part in both]
+                    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+                        flat[f"{section}.mean.{key}"] = sum(map(float, values)) / 2
+    if not flat:
+        raise ValueError(f"result has no metrics in any of {METRIC_SECTIONS}")
+    return flat
+
+
+def summarise(records: list[dict]) -> dict:
+    """Seed statistics of evaluation results.
+
+    Args:
+        records: ``{"benchmark", "split", "method", "seed", "result"}`` per evaluation, where
+            ``result`` is the evaluation JSON. Every seed of a (benchmark, split, method) must
+            report the same metrics.
+
+    Returns:
+        ``{benchmark: {split: {method: {"seeds", "metrics": {path: {mean, std, n, values}}}}}}``.
+    """
+    if not records:
+        raise ValueError("records is empty: there are no evaluation results to summarise")
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    for record in records:
+        missing = {"benchmark", "split", "method", "seed", "result"} - set(record)
+        if missing:
+            raise ValueError(f"record {record.get('benchmark')}/{record.get('method')} lacks keys {sorted(missing)}")
+        claimed = record["result"].get("method")
+        if claimed is not None and claimed != record["method"]:
+            raise ValueError(f"evaluation of method {record['method']!r} ({record['benchmark']}, {record['split']}, "
+                             f"seed {record['seed']}) says it is of method {claimed!r}")
+        key = (record["benchmark"], record["split"], record["method"])
+        groups.setdefault(key, []).append((int(record["seed"]), flatten_metrics(record["result"])))
+    summary: dict = {}
+    for (benchmark, split, method), seeded in sorted(groups.items()):
+        seeded.sort(key=lambda pair: pair[0])
+        seeds = [seed for seed, _ in seeded]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{benchmark}/{split}/{method} has seed(s) reported twice: {seeds}")
+        flats = [flat for _, flat in seeded]
+        try:
+            stats = aggregate_seeds(flats)
+        except ValueError as error:
+            raise ValueError(f"{benchmark}/{split}/{method}: {error}") from None
+        metrics = {path: {**stats[path], "values": [flat[path] for flat in flats]} for path in sorted(stats)}
+        summary.setdefault(benchmark, {}).setdefault(split, {})[method] = {"seeds": seeds, "metrics": metrics}
+    return summary
+
+
+def main(snakemake) -> None:
+    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    runs = snakemake.params.runs
+    if len(runs) != len(snakemake.input):
+        raise ValueError(f"params.runs has {len(runs)} entries but there are {len(snakemake.input)} inputs")
+    records = [{**run, "result": read_json(path)} for run, path in zip(runs, snakemake.input)]
+    results = summarise(records)
+    write_json(snakemake.output[0], {"config": snakemake.params.config_name, "seeds": list(snakemake.params.seeds),
+                                     "results": results})
+    logging.info("summarised %d evaluations into %s", len(records), snakemake.output[0])
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

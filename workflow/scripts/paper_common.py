@@ -1,0 +1,196 @@
+"""Shared pieces of the paper stage: the results summary's lookups, seed statistics of
+comparisons, and one table written as Markdown, CSV, LaTeX and HTML.
+
+The summary (``aggregate_results.py``) holds, per benchmark / split / method, the seed
+statistics of every metric under a dotted path, e.g. ``retrieval.mean.R@1`` (the mean of the
+two retrieval directions) or ``multiple_choice.accuracy``; values are fractions in [0, 1].
+Tables show them in percent, like the paper.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+# How the paper's headline columns map onto our benchmarks and metrics (our choice; the paper's
+# numbers are in paper_claims.PAPER_TABLE under the same keys). "{direction}" is the retrieval
+# direction the tables report (RETRIEVAL_DIRECTIONS).
+MAIN_COLUMNS = (
+    {"key": "image_r1", "label": "Image R@1", "benchmark": "image_text", "metric": "retrieval.{direction}.R@1"},
+    {"key": "image_map", "label": "Image mAP", "benchmark": "image_text", "metric": "retrieval.{direction}.mAP"},
+    {"key": "video_r1", "label": "Video R@1", "benchmark": "video_text", "metric": "retrieval.{direction}.R@1"},
+    {"key": "audio_r1", "label": "Audio R@1", "benchmark": "audio_text", "metric": "retrieval.{direction}.R@1"},
+    {"key": "audio_video_acc", "label": "Audio-video Acc", "benchmark": "audio_video_text",
+     "metric": "multiple_choice.accuracy"},
+)
+# "mean" is the per-seed average of text->x and x->text (computed by aggregate_results.py).
+RETRIEVAL_DIRECTIONS = ("mean", "text_to_image", "image_to_text")
+DIRECTION_WORDS = {"mean": "the mean of text-to-x and x-to-text", "text_to_image": "text-to-x",
+                   "image_to_text": "x-to-text"}
+MISSING = "–"  # a cell the configuration did not run, or the paper did not report
+
+
+class MeanStd(NamedTuple):
+    """A table cell: mean and sample std over ``n`` seeds (already in display units)."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def metric_path(template: str, direction: str) -> str:
+    """A metric's dotted path with the retrieval ``direction`` filled in."""
+    if direction not in RETRIEVAL_DIRECTIONS:
+        raise ValueError(f"direction={direction!r} is not one of {RETRIEVAL_DIRECTIONS}")
+    return template.format(direction=direction)
+
+
+def read_json(path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_json(path, payload) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def cell(summary: dict, benchmark: str, split: str, method: str, metric: str) -> dict | None:
+    """``{"mean", "std", "n", "values"}`` of one metric, or None where it was not measured."""
+    try:
+        return summary["results"][benchmark][split][method]["metrics"][metric]
+    except KeyError:
+        return None
+
+
+def percent(stats: dict | None) -> MeanStd | None:
+    """A summary cell (fractions) as a MeanStd in percent."""
+    return None if stats is None else MeanStd(100 * stats["mean"], 100 * stats["std"], stats["n"])
+
+
+def contrast(terms: list[tuple[float, dict]]) -> dict:
+    """A linear combination sum_i w_i * mean_i of independent seed means, with its standard error.
+
+    ``terms``: (weight w_i, cell with mean, std, n). SE = sqrt(sum_i w_i^2 std_i^2 / n_i): the
+    methods are trained independently, so their seed means are treated as independent.
+    """
+    if not terms:
+        raise ValueError("terms must hold at least one (weight, cell) pair")
+    for weight, stats in terms:
+        if not isinstance(stats, dict) or not {"mean", "std", "n"} <= set(stats) or stats["n"] < 1:
+            raise ValueError(f"each term needs a cell with mean, std and n >= 1, got {stats!r} (weight {weight})")
+    estimate = sum(weight * stats["mean"] for weight, stats in terms)
+    se = math.sqrt(sum(weight ** 2 * stats["std"] ** 2 / stats["n"] for weight, stats in terms))
+    return {"estimate": estimate, "se": se, "n": min(stats["n"] for _, stats in terms)}
+
+
+def merge_terms(terms: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """(weight, method) pairs with each method once (weights summed, zeros dropped), first-seen order.
+
+    A method that appears twice in a contrast is one random mean, not two independent ones; its
+    weights must be added before the standard error is computed.
+    """
+    merged: dict[str, float] = {}
+    for weight, method in terms:
+        merged[method] = merged.get(method, 0.0) + weight
+    return [(weight, method) for method, weight in merged.items() if weight != 0]
+
+
+def git_commit(cwd=".") -> str:
+    """The repository's HEAD commit, or "unknown" outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
+
+
+@dataclass
+class Table:
+    """A table: ``rows`` of values that are None (missing), str, float or MeanStd."""
+
+    title: str
+    columns: list[str]
+    rows: list[list]
+    notes: list[str] = field(default_factory=list)
+    digits: int = 1  # one decimal, like the paper's table
+
+    def __post_init__(self):
+        bad = [i for i, row in enumerate(self.rows) if len(row) != len(self.columns)]
+        if bad:
+            raise ValueError(f"rows {bad} do not have {len(self.columns)} values like columns {self.columns}")
+
+    def text(self, value) -> str:
+        if value is None:
+            return MISSING
+        if isinstance(value, MeanStd):
+            return f"{value.mean:.{self.digits}f} ± {value.std:.{self.digits}f}"
+        if isinstance(value, float):
+            return f"{value:.{self.digits}f}"
+        return str(value)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(self.text(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
+
+    def csv_rows(self) -> list[list]:
+        """Header and rows; a column holding MeanStd cells becomes "<name> mean", "<name> std"."""
+        split = [any(isinstance(row[i], MeanStd) for row in self.rows) for i in range(len(self.columns))]
+        header = []
+        for name, is_split in zip(self.columns, split):
+            header += [f"{name} mean", f"{name} std"] if is_split else [name]
+        body = []
+        for row in self.rows:
+            out = []
+            for value, is_split in zip(row, split):
+                if is_split:
+                    out += [value.mean, value.std] if isinstance(value, MeanStd) else ["" if value is None else value, ""]
+                else:
+                    out.append("" if value is None else value)
+            body.append(out)
+        return [header, *body]
+
+    def latex(self) -> str:
+        def escape(text: str) -> str:
+            for old, new in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                             ("±", r"$\pm$"), ("–", "--"), ("→", r"$\to$"), ("λ", r"$\lambda$"), ("β", r"$\beta$"),
+                             ("Δ", r"$\Delta$")):
+                text = text.replace(old, new)
+            return text
+
+        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{escape(self.title)}}}",
+                 r"\begin{tabular}{l" + "r" * (len(self.columns) - 1) + "}", r"\toprule",
+                 " & ".join(escape(c) for c in self.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape(self.text(v)) for v in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\par\footnotesize " + escape(note) for note in self.notes]
+        return "\n".join(lines + [r"\end{table}"]) + "\n"
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self.text(v))}</td>" for v in row) + "</tr>"
+                       for row in self.rows)
+        notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes)
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+                "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+                f"</style></head><body><h3>{html.escape(self.title)}</h3><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>{notes}</body></html>\n")
+
+    def write(self, markdown_path, csv_path, latex_path, html_path) -> None:
+        """All four renderings (the paths of one table's outputs)."""
+        for path in (markdown_path, csv_path, latex_path, html_path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown_path).write_text(self.markdown())
+        with open(csv_path, "w", newline="") as handle:
+            csv.writer(handle).writerows(self.csv_rows())
+        Path(latex_path).write_text(self.latex())
+        Path(html_path).write_text(self.html())

@@ -1,0 +1,104 @@
+"""paper/README.md: the report a reader opens first. It states the command and commit that made it
+and the pipeline's measured job times, shows the headline table and the verdict counts, and
+links every table, figure and claim file."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from pathlib import Path
+
+from aggregate_training import parse_benchmark_tsv
+from paper_common import git_commit, read_json
+
+
+def job_times(tsv_texts: dict[str, str], root: str) -> dict:
+    """Wall-time totals of Snakemake benchmark TSVs: ``{"jobs", "sum_s", "max_s", "by_stage"}``.
+
+    Args:
+        tsv_texts: path -> TSV text; the stage is the path's first folder below ``root``.
+    """
+    by_stage: dict[str, list[float]] = {}
+    for path, text in sorted(tsv_texts.items()):
+        seconds = parse_benchmark_tsv(text).get("seconds")
+        if seconds is None:
+            continue
+        relative = Path(os.path.relpath(path, root)).parts
+        stage = relative[0] if len(relative) > 1 else "other"
+        by_stage.setdefault(stage, []).append(seconds)
+    every = [s for values in by_stage.values() for s in values]
+    return {"jobs": len(every), "sum_s": sum(every), "max_s": max(every, default=0.0),
+            "by_stage": {stage: {"jobs": len(v), "sum_s": sum(v), "max_s": max(v)} for stage, v in by_stage.items()}}
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def report_markdown(config_name: str, commit: str, command: str, times: dict | None, counts: dict,
+                    main_table: str, tables: list[dict], figures: list[dict], links: list[tuple[str, str]]) -> str:
+    """The whole README.md.
+
+    Args:
+        times: :func:`job_times` output, or None when no job was benchmarked.
+        counts: verdict -> number of claims (claims.json's ``counts``).
+        main_table: the headline table's Markdown.
+        tables: ``{"title", "files": {extension: relative path}}`` per table.
+        figures: ``{"title", "png", "pdf"}`` (relative paths) per figure.
+        links: (title, relative path) of further files.
+    """
+    lines = [f"# BACL reproduction: report ({config_name})", "",
+             "Reproduction of *Aligning by Misaligning: Boundary-aware Curriculum Learning for Multimodal "
+             "Alignment* (BACL, NeurIPS 2025, arXiv 2511.08399) on synthetic boundary benchmarks. Every number "
+             "below was computed by the Snakemake pipeline from its own runs, except the paper's published "
+             "numbers, which are labelled as the paper's (real data, a far larger scale).", "",
+             "## Provenance", "", f"* Command: `{command}`", f"* Git commit: `{commit}`",
+             f"* Configuration: `{config_name}`"]
+    if times and times["jobs"]:
+        stages = ", ".join(f"{stage} {v['jobs']} jobs / {_hours(v['sum_s'])}" for stage, v in
+                           sorted(times["by_stage"].items()))
+        lines.append(f"* Measured job wall time (Snakemake `benchmark:` files): {times['jobs']} jobs, "
+                     f"{_hours(times['sum_s'])} in total (sum over jobs; jobs run in parallel, so the elapsed "
+                     f"time is shorter), longest job {_hours(times['max_s'])}; by stage: {stages}.")
+    else:
+        lines.append("* Measured job wall time: not available (no benchmark files).")
+    lines += ["", "## Claims", "", "Verdicts, by the mechanical rules stated in [claims.md](claims.md): "
+              + ", ".join(f"**{n}** {verdict}" for verdict, n in counts.items()) + ".", "",
+              "## Headline table", "", main_table.replace("### ", "#### "), "", "## Tables", ""]
+    for table in tables:
+        files = " · ".join(f"[{ext}]({path})" for ext, path in table["files"].items())
+        lines.append(f"* {table['title']}: {files}")
+    lines += ["", "## Figures", ""]
+    for figure in figures:
+        lines += [f"### {figure['title']}", "", f"![{figure['title']}]({figure['png']})", "",
+                  f"[PNG]({figure['png']}) · [PDF]({figure['pdf']})", ""]
+    lines += ["## Further files", ""] + [f"* [{title}]({path})" for title, path in links]
+    lines += ["", "Snakemake's own browsable report: `snakemake --report paper/report.html` (with the same "
+              "`--configfile`)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(snakemake) -> None:
+    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    params = snakemake.params
+    out_dir = os.path.dirname(snakemake.output[0])
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, out_dir)
+
+    # Every job upstream of this one has finished, so the benchmark folder is complete for them.
+    tsvs = {path: Path(path).read_text() for path in glob.glob(f"{params.benchmarks_dir}/**/*.tsv", recursive=True)}
+    claims = read_json(snakemake.input.claims)
+    tables = [{"title": t["title"], "files": {ext: rel(path) for ext, path in t["files"].items()}}
+              for t in params.tables]
+    figures = [{"title": f["title"], "png": rel(f["png"]), "pdf": rel(f["pdf"])} for f in params.figures]
+    links = [(title, rel(path)) for title, path in params.links]
+    text = report_markdown(params.config_name, git_commit(), params.command, job_times(tsvs, params.benchmarks_dir),
+                           claims["counts"], Path(snakemake.input.main_table).read_text(), tables, figures, links)
+    Path(snakemake.output[0]).write_text(text)
+    logging.info("wrote %s", snakemake.output[0])
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
