@@ -126,16 +126,30 @@ def test_match_head_sections_and_known_answers():
     for direction in ("image_to_text", "text_to_image"):
         assert results["retrieval_reranked"][direction]["R@1"] == 1.0
     assert results["boundary_match_head"]["accuracy"] == 1.0
-    # Only the replaced token's attention changes, and it is the marked wrong token.
-    assert results["ael"] == {"ael": 1.0, "n": N * NEGATIVES, "chance": 1 / TOKENS}
+    # Only the replaced token's attention changes, and it is the marked wrong token. AEL and its
+    # chance level count the positions from the first one whose token features differ, which
+    # here is the replaced token at (i + k) % TOKENS.
+    assert results["ael"] == {"ael": 1.0, "n": N * NEGATIVES, "chance": pytest.approx(eligible_chance()),
+                              "eligible_tokens_mean": eligible_counts().mean().item()}
 
 
 def test_ael_is_zero_when_the_wrong_token_is_marked_elsewhere():
     tensors = hand_made()
     tensors["negative_wrong_tokens"] = tensors["negative_wrong_tokens"].roll(1, dims=-1)
     tensors["negative_wrong_tokens"][0, 0] = False  # a negative with no wrong token is not scored
-    assert evaluate(MatchingZeroShot(), feature_set(tensors), rerank_k=4)["ael"] == {
-        "ael": 0.0, "n": N * NEGATIVES - 1, "chance": 1 / TOKENS}
+    ael = evaluate(MatchingZeroShot(), feature_set(tensors), rerank_k=4)["ael"]
+    assert ael["ael"] == 0.0 and ael["n"] == N * NEGATIVES - 1
+    assert ael["chance"] == pytest.approx((1 / eligible_counts()).flatten()[1:].mean().item())
+
+
+def eligible_counts() -> torch.Tensor:
+    """(N, NEGATIVES) number of positions from the replaced token to the end of the caption."""
+    replaced = (torch.arange(N)[:, None] + torch.arange(NEGATIVES)[None]) % TOKENS
+    return (TOKENS - replaced).float()
+
+
+def eligible_chance() -> float:
+    return (1 / eligible_counts()).mean().item()
 
 
 def test_reranking_with_the_whole_gallery_is_the_match_head_ranking():
@@ -209,7 +223,7 @@ def test_sections_present_exactly_for_methods_with_a_match_head(method):
     assert set(results) == {"n", "distinct_captions", "retrieval", "boundary", "multiple_choice"} | (
         match_sections if method in MATCH_HEAD else set())
     if method in MATCH_HEAD:
-        assert set(results["ael"]) == {"ael", "n", "chance"} and 0.0 <= results["ael"]["ael"] <= 1.0
+        assert set(results["ael"]) == {"ael", "n", "chance", "eligible_tokens_mean"} and 0.0 <= results["ael"]["ael"] <= 1.0
         # the same results whatever the match-head batch size
         assert flat(evaluate(aligner, test_set, rerank_k=4, batch_size=5)) == pytest.approx(flat(results))
 

@@ -135,7 +135,8 @@ def test_log_checkpoint_and_weights(tmp_path):
     summary = train(make_aligner("clip_bacl", features.dims), features, SETTINGS, tmp_path, progress=False)
     records = [json.loads(line) for line in (tmp_path / METRICS_LOG).read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6, 8, 10, 12]
-    assert records[-1]["progress"] == 1.0 and records[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # progress is the eta the logged step used (the one its alpha and drawn scores belong to)
+    assert records[-1]["progress"] == (SETTINGS.steps - 1) / SETTINGS.steps and records[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert {"alpha", "drawn_bs_mean", "policy_loss", "local_loss"} <= set(records[0])
     assert records[0]["alpha"] > 0 > records[-1]["alpha"]  # the curriculum: easy first, hard last
     assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == SETTINGS.steps

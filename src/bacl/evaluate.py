@@ -6,7 +6,8 @@
   embedding score and, where there is one, by match score; the multiple-choice view of the
   same comparison (the tri-modal accuracy column);
 * AEL: for aligners with a cross-modal Transformer, the share of boundary negatives whose most
-  divergent text token (positive vs negative attention) is a truly wrong token, with chance.
+  divergent text token (positive vs negative attention) is a truly wrong token, with chance;
+  both over the positions from the first one where the two captions' token features differ.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def _pair_logits(aligner: Aligner, features: FeatureSet, x_rows, text_tokens, te
         out.append(aligner.match_logits(features["x_tokens"][rows].float(), features["x_token_mask"][rows],
                                         text_tokens[start:start + batch_size].float(), text_mask[start:start + batch_size]))
     return torch.cat(out)
+
+
+def _eligible_tokens(positive_tokens: torch.Tensor, negative_tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(R, Lt) bool: the valid positions from the first one whose frozen token features differ.
+
+    A causal text tower (CLIP's) gives a caption and its boundary negative identical token
+    features before the first wrong word, so no attention can differ there; AEL and its chance
+    level are taken over the positions that can differ (see paper/ASSUMPTIONS.md).
+    """
+    differs = ((positive_tokens.float() - negative_tokens.float()).abs().amax(-1) > 0) & valid
+    positions = torch.arange(valid.shape[1], device=valid.device)
+    first = torch.where(differs, positions, valid.shape[1]).min(1).values
+    return valid & (positions >= first[:, None])
 
 
 @torch.no_grad()
@@ -110,6 +124,8 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
                                    features["text_token_mask"], batch_size)
     results["boundary_match_head"] = boundary_accuracy(positive_logits, negative_logits, types, mask, type_names=names)
 
+    eligible = _eligible_tokens(features["text_tokens"][rows], negative_tokens,
+                                features["text_token_mask"][rows] & negative_token_mask)
     divergent = []
     for start in range(0, len(rows), batch_size):
         part = slice(start, start + batch_size)
@@ -118,13 +134,13 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
         positive_mask, negative_mask = features["text_token_mask"][x_rows], negative_token_mask[part]
         attention_positive = aligner.local_attention(x_tokens, x_mask, features["text_tokens"][x_rows].float(), positive_mask)
         attention_negative = aligner.local_attention(x_tokens, x_mask, negative_tokens[part].float(), negative_mask)
-        divergent.append(most_divergent_token(attention_positive, attention_negative, positive_mask & negative_mask))
+        divergent.append(most_divergent_token(attention_positive, attention_negative, eligible[part]))
     wrong = features["negative_wrong_tokens"][rows, slots]
     wrong_positions = [torch.nonzero(row).flatten().tolist() for row in wrong]
     has_wrong = wrong.any(1)
-    valid_tokens = (features["text_token_mask"][rows] & negative_token_mask).sum(1)
     results["ael"] = {
         **attention_error_localization(torch.cat(divergent), wrong_positions, valid=has_wrong),
-        "chance": ael_chance_level(wrong_positions, valid_tokens, valid=has_wrong),
+        "chance": ael_chance_level(wrong_positions, eligible.sum(1), valid=has_wrong),
+        "eligible_tokens_mean": eligible.sum(1).float().mean().item(),
     }
     return results

@@ -162,7 +162,8 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         schedule.step()
         done = step + 1
         if rank == 0 and (done % settings.log_every == 0 or done == settings.steps):
-            record = {"step": done, "progress": done / settings.steps, "loss": loss.item(),
+            # progress is the eta this step used, the one its alpha and drawn boundary scores belong to
+            record = {"step": done, "progress": step / settings.steps, "loss": loss.item(),
                       **{k: v.item() for k, v in terms.items()}, "lr": schedule.get_last_lr()[0]}
             record.update(_draw_statistics(aligner))
             log_lines.append(json.dumps(record, sort_keys=True))
