@@ -28,8 +28,11 @@ include: "workflow/rules/encoders.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/theory.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     input:
         all_eval_files(),
+        PAPER_OUTPUTS,

@@ -189,3 +189,24 @@ def test_bad_input_names_the_argument(make_call, name):
 def test_bad_settings_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         BACLLoss(**kwargs)
+
+
+def test_cla_anchors_bounds_the_rows_the_transformer_sees():
+    image, text = features(7, 8)
+    transformer = small_transformer()
+    seen = []
+    transformer.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[0]))
+    kwargs = dict(progress=0.5, image_tokens=tokens(0, 8), text_tokens=tokens(1, 8), output_dict=True,
+                  generator=torch.Generator().manual_seed(0))
+    sampler = BoundarySampler(num_negatives=2)
+    everything = BACLLoss(sampler=sampler, cross_modal=transformer)(
+        image, text, torch.tensor(10.0), **kwargs)
+    assert seen == [8, 8]
+    seen.clear()
+    bounded = BACLLoss(sampler=sampler, cross_modal=transformer, cla_anchors=3)(
+        image, text, torch.tensor(10.0), **{**kwargs, "generator": torch.Generator().manual_seed(0)})
+    assert seen == [3, 3]
+    torch.testing.assert_close(bounded["contrastive_loss"], everything["contrastive_loss"])
+    assert bounded["local_loss"] != everything["local_loss"]
+    with pytest.raises(ValueError, match="cla_anchors"):
+        BACLLoss(use_bns=False, cross_modal=transformer, cla_anchors=0)

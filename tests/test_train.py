@@ -235,3 +235,26 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(method, t
     draws for those rows from step_generator(seed, step)."""
     ddp_setup(tmp_path, method)
     assert_same_run(tmp_path / "one", tmp_path / "two", atol=1e-5)
+
+
+def test_a_finished_run_rerun_rewrites_its_log_and_weights(tmp_path):
+    features = latent_features(48)
+    train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path, progress=False)
+    log, weights = (tmp_path / METRICS_LOG).read_text(), load_file(str(tmp_path / FINAL_WEIGHTS))
+    (tmp_path / METRICS_LOG).unlink()  # what Snakemake does to the outputs of a job it reruns
+    (tmp_path / FINAL_WEIGHTS).unlink()
+    summary = train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path, progress=False)
+    assert summary["resumed_from"] == SETTINGS.steps
+    assert (tmp_path / METRICS_LOG).read_text() == log
+    assert all(torch.equal(v, load_file(str(tmp_path / FINAL_WEIGHTS))[k]) for k, v in weights.items())
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    features = latent_features(48)
+    train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path / "old", progress=False,
+          stop_after=5, identity={"lr_of_another_config": 1})
+    fresh = train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path / "fresh", progress=False)
+    with pytest.warns(UserWarning, match="different run"):
+        changed = train(make_aligner("clip", features.dims), features, SETTINGS, tmp_path / "old", progress=False)
+    assert changed["resumed_from"] == 0 and fresh["resumed_from"] == 0
+    assert (tmp_path / "old" / METRICS_LOG).read_text() == (tmp_path / "fresh" / METRICS_LOG).read_text()

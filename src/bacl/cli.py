@@ -75,7 +75,8 @@ def _train(args, config) -> dict:
         raise ValueError(f"method {args.method!r} is zero_shot: it has nothing to train")
     train_settings = TrainSettings(**settings["train"], seed=args.seed, device=config["device"],
                                    pool_size=config["index"]["pool_size"])
-    summary = train(aligner, features, train_settings, args.out, progress=not args.quiet)
+    summary = train(aligner, features, train_settings, args.out, progress=not args.quiet,
+                    identity={"method": args.method, **settings})
     summary.update(method=args.method, config=config["name"], features=str(args.train))
     if summary.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
         _atomic_json(args.out / "summary.json", summary)

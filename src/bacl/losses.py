@@ -53,6 +53,8 @@ class BACLLoss(nn.Module):
         omega_size: |Omega|, the number of most divergent (text token, context token) pairs.
         negative_weight: multiplies each drawn negative's term in the denominator; 1 counts a
             drawn negative once more on top of its in-batch term (an up-weighting, as in HCL).
+        cla_anchors: compute the CLA and match terms on at most this many anchors per step (the
+            first of the batch, which training shuffles); None, all. Bounds the Transformer's cost.
         local_loss, gather_with_grad, cache_labels, rank, world_size: as in ``ClipLoss``.
     """
 
@@ -67,6 +69,7 @@ class BACLLoss(nn.Module):
         beta: float = 1.0,
         omega_size: int = 8,
         negative_weight: float = 1.0,
+        cla_anchors: int | None = None,
         local_loss: bool = False,
         gather_with_grad: bool = False,
         cache_labels: bool = False,
@@ -87,6 +90,9 @@ class BACLLoss(nn.Module):
         if isinstance(omega_size, bool) or not isinstance(omega_size, int) or omega_size < 1:
             raise ValueError(f"omega_size must be a positive integer, got {omega_size!r}")
         self.omega_size = omega_size
+        if cla_anchors is not None and (isinstance(cla_anchors, bool) or not isinstance(cla_anchors, int) or cla_anchors < 1):
+            raise ValueError(f"cla_anchors must be a positive integer or None, got {cla_anchors!r}")
+        self.cla_anchors = cla_anchors
         self.log_negative_weight = float(torch.log(torch.tensor(check_positive_number("negative_weight", negative_weight))))
         self.local_loss, self.gather_with_grad, self.cache_labels = local_loss, gather_with_grad, cache_labels
         self.rank, self.world_size = rank, world_size
@@ -259,7 +265,7 @@ class BACLLoss(nn.Module):
             negative_mask = _default_mask(
                 None if candidate_text_token_mask is None else candidate_text_token_mask[rows, hardest],
                 negative_tokens, "candidate_text_token_mask")
-        keep = has_negative.nonzero().squeeze(1)
+        keep = has_negative.nonzero().squeeze(1)[: self.cla_anchors]
         if keep.numel() == 0:
             zero = image_features.sum() * 0.0
             return zero, zero

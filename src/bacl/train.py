@@ -5,7 +5,7 @@ from a generator seeded by (seed, epoch) and every random draw of a step (Gumbel
 negatives) from a generator seeded by (seed, step). A checkpoint therefore only needs weights,
 optimiser state and the step, and a resumed run ends with exactly the weights and metrics of an
 uninterrupted one. Checkpoints and the metrics log are written atomically (temp file + rename);
-on resume the log is cut back to the checkpoint's step.
+the checkpoint carries the log up to its step, so a resumed run's log is exactly the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,12 +96,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_log(path: Path, up_to_step: int) -> list[str]:
-    if not path.exists():
-        return []
-    return [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= up_to_step]
-
-
 def _distributed() -> tuple[int, int]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and not dist.is_initialized():
@@ -109,9 +104,13 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_dir: str | Path,
-          progress: bool = True, stop_after: int | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None, identity: dict | None = None) -> dict:
     """Train ``aligner`` on ``train_set``; write checkpoints, the metrics log and final weights
-    to ``out_dir``; resume from ``out_dir``'s checkpoint when there is one.
+    to ``out_dir``; resume from ``out_dir``'s checkpoint when it belongs to this run.
+
+    A checkpoint records the run's identity (the settings, the feature set and the caller's
+    ``identity``, e.g. the method's full config); one left by a different run is not resumed
+    from but discarded with a warning, so a changed config never continues an old run.
 
     ``stop_after`` ends the run after that many steps without the final weights (used to test
     resuming). Under torchrun each rank takes its slice of the global batch; the aligner must
@@ -132,13 +131,20 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     optimizer, schedule = _optimizer(aligner, settings)
     start = 0
     checkpoint_path, log_path = out_dir / CHECKPOINT, out_dir / METRICS_LOG
+    run_identity = json.dumps({"settings": asdict(settings), "features": train_set.source, "rows": len(train_set),
+                               "meta": train_set.meta, "identity": identity or {}}, sort_keys=True, default=str)
+    log_lines: list[str] = []  # the metrics log lives in the checkpoint too: Snakemake deletes outputs it reruns
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        aligner.load_state_dict(state["aligner"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        start = state["step"]
-    log_lines = _read_log(log_path, start)
+        if state.get("identity") == run_identity:
+            aligner.load_state_dict(state["aligner"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            start = state["step"]
+            log_lines = state["log"]
+        else:
+            warnings.warn(f"{checkpoint_path} belongs to a different run (settings, data or config changed); "
+                          "starting from scratch", stacklevel=2)
     model = DistributedDataParallel(aligner, find_unused_parameters=True) if world_size > 1 else aligner
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     local = settings.batch_size // world_size
@@ -171,10 +177,14 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         if rank == 0 and (done % settings.checkpoint_every == 0 or done == end):
             _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
             _atomic_torch_save({"aligner": aligner.state_dict(), "optimizer": optimizer.state_dict(),
-                                "schedule": schedule.state_dict(), "step": done}, checkpoint_path)
+                                "schedule": schedule.state_dict(), "step": done, "identity": run_identity,
+                                "log": log_lines},
+                               checkpoint_path)
     summary = {"steps": settings.steps, "resumed_from": start, "seconds": time.perf_counter() - started,
                "settings": asdict(settings), "world_size": world_size}
     if rank == 0 and end == settings.steps:
+        # Also when resuming from a final checkpoint (no step ran): the log is always complete.
+        _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
         save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()},
                   str(out_dir / FINAL_WEIGHTS))
     return summary

@@ -82,3 +82,27 @@ def trained_weights(wildcards):
     if not is_trained(wildcards.method):
         return []
     return f"{run_dir(wildcards.benchmark, wildcards.method, wildcards.seed)}/weights.safetensors"
+
+
+def table_files(name):
+    """A table's files in PAPER/tables: markdown, CSV, LaTeX and HTML."""
+    return {ext: f"{PAPER}/tables/{name}.{ext}" for ext in ("md", "csv", "tex", "html")}
+
+
+def table_outputs(name):
+    """table_files with the HTML marked for Snakemake's report."""
+    files = table_files(name)
+    files["html"] = report(files["html"], category="Tables", labels={"table": name})
+    return files
+
+
+def figure_files(name):
+    """A figure's files in PAPER/figures: PNG and PDF."""
+    return {"png": f"{PAPER}/figures/{name}.png", "pdf": f"{PAPER}/figures/{name}.pdf"}
+
+
+def figure_outputs(name):
+    """figure_files with the PNG marked for Snakemake's report."""
+    files = figure_files(name)
+    files["png"] = report(files["png"], category="Figures", labels={"figure": name})
+    return files

@@ -13,9 +13,10 @@ VERDICT_Z = 2.0  # an ordering is reproduced when the difference exceeds 2 stand
 COST_TOLERANCE = 2.0  # a cost claim holds when our overhead is at most 2x the paper's
 FIGURE_BENCHMARK = "image_text"  # where the curriculum figures and attention maps are drawn
 MAX_ATTENTION_EXAMPLES = 4  # one per negative type of the image benchmark
-THEORY_VERDICTS = "theory/results/verdicts.json"  # written by the theory notebooks' rule
+THEORY_VERDICTS = f"{THEORY}/verdicts.json"  # written by rule theory_verdicts
 COST_BENCHMARKS = sorted(glob.glob("benchmarks/results/*.json"))  # optional cost measurements
 
+# The runs behind all_eval_files() and all_metric_logs() / all_train_benchmarks(), in their order.
 _EVAL_RUNS = [{"benchmark": b, "split": split, "method": m, "seed": s} for b, m, s in runs() for split in EVAL_SPLITS]
 _TRAIN_RUNS = [{"benchmark": b, "method": m, "seed": s} for b, m, s in runs() if is_trained(m)]
 _BNS_METHODS = TABLES.get("schedules") or {label: m for label, m in TABLES.get("main", {}).items()
@@ -28,18 +29,20 @@ _PRETRAINED_FAMILIES = sorted({f for b in BENCHMARKS for f in ENCODER_FAMILIES[b
                                if not config["encoders"][f]["pretrained"]})
 _R1 = {"label": "R@1", "metric": "retrieval.{direction}.R@1"}
 _BOUNDARY = {"label": "boundary acc", "metric": "boundary.accuracy"}
-# Ablation tables: config group -> title, metrics and the row the Δ columns compare with.
+# Ablation tables: config group -> title, metrics, the row the Δ columns compare with, and how a
+# row label is shown (row_format, "{}" when absent).
 _ABLATIONS = {
     "components": {"title": "Ablation: BNS only, CLA only and full BACL, with the sum of the parts",
                    "metrics": [_R1, _BOUNDARY], "reference": "base", "sum_of_parts": True},
     "schedules": {"title": "Curriculum schedules: Default / Aggressive / Shallow", "metrics": [_R1, _BOUNDARY],
                   "reference": None, "sum_of_parts": False},
     "lambda_local": {"title": "λ_local sweep (weight of the CLA loss)", "metrics": [_R1, _BOUNDARY],
-                     "reference": None, "sum_of_parts": False},
+                     "reference": None, "sum_of_parts": False, "row_format": "λ_local = {}"},
     "beta": {"title": "β sweep (CLA amplification)", "metrics": [_R1, _BOUNDARY], "reference": None,
-             "sum_of_parts": False},
+             "sum_of_parts": False, "row_format": "β = {}"},
     "ael": {"title": "AEL (attention error localisation) with and without CLA",
-            "metrics": [{"label": "AEL", "metric": "ael.ael"}, {"label": "AEL chance", "metric": "ael.chance"},
+            "metrics": [{"label": "AEL", "metric": "ael.ael"},
+                        {"label": "AEL chance", "metric": "ael.chance", "delta": False},
                         {"label": "boundary acc (match head)", "metric": "boundary_match_head.accuracy"}],
             # the group's last entry is the method without CLA
             "reference": list(TABLES.get("ael", {}))[-1] if TABLES.get("ael") else None, "sum_of_parts": False},
@@ -47,27 +50,7 @@ _ABLATIONS = {
 _ABLATIONS = {name: spec for name, spec in _ABLATIONS.items() if TABLES.get(name)}
 
 
-def _table_files(name):
-    return {ext: f"{PAPER}/tables/{name}.{ext}" for ext in ("md", "csv", "tex", "html")}
-
-
-def _table_outputs(name):
-    files = _table_files(name)
-    files["html"] = report(files["html"], category="Tables", labels={"table": name})
-    return files
-
-
-def _figure_files(name):
-    return {"png": f"{PAPER}/figures/{name}.png", "pdf": f"{PAPER}/figures/{name}.pdf"}
-
-
-def _figure_outputs(name):
-    files = _figure_files(name)
-    files["png"] = report(files["png"], category="Figures", labels={"figure": name})
-    return files
-
-
-_TABLES = {"main": "Main table: the paper's shape on the synthetic benchmarks (split test)",
+_TABLES = {"main": f"Main table: the paper's shape on the synthetic benchmarks (split {PAPER_SPLIT})",
            "reranked": "Retrieval re-ranked by a match head"}
 if "test_heldout" in EVAL_SPLITS:
     _TABLES["heldout"] = "Compositional generalisation: held-out attribute pairs (split test_heldout)"
@@ -84,8 +67,8 @@ if _HAS_ATTENTION:
     _FIGURES["attention_maps"] = "CLA attention on boundary negatives"
 
 PAPER_OUTPUTS = (
-    [path for name in _TABLES for path in _table_files(name).values()]
-    + [path for name in _FIGURES for path in _figure_files(name).values()]
+    [path for name in _TABLES for path in table_files(name).values()]
+    + [path for name in _FIGURES for path in figure_files(name).values()]
     + [f"{PAPER}/claims.json", f"{PAPER}/claims.md", f"{PAPER}/claims.html", f"{PAPER}/README.md"]
 )
 
@@ -93,13 +76,15 @@ PAPER_OUTPUTS = (
 rule paper_results:
     """Seed statistics of every evaluation (the numbers of every table)."""
     input:
-        [eval_file(r["benchmark"], r["split"], r["method"], r["seed"]) for r in _EVAL_RUNS],
+        all_eval_files(),  # in the order of _EVAL_RUNS
     output:
         f"{PAPER}/data/results.json",
     params:
         runs=_EVAL_RUNS,
         seeds=SEEDS,
         config_name=config["name"],
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/results.log",
     script:
@@ -109,13 +94,14 @@ rule paper_results:
 rule paper_training:
     """Training curves and the training jobs' time and memory."""
     input:
-        logs=[f"{run_dir(r['benchmark'], r['method'], r['seed'])}/metrics.jsonl" for r in _TRAIN_RUNS],
-        benchmarks=[f"{RESULTS}/benchmarks/train/{r['benchmark']}/{r['method']}/seed{r['seed']}.tsv"
-                    for r in _TRAIN_RUNS],
+        logs=all_metric_logs(),  # in the order of _TRAIN_RUNS
+        benchmarks=all_train_benchmarks(),
     output:
         f"{PAPER}/data/training.json",
     params:
         runs=_TRAIN_RUNS,
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/training.log",
     script:
@@ -126,7 +112,7 @@ rule paper_table_main:
     input:
         f"{PAPER}/data/results.json",
     output:
-        **_table_outputs("main"),
+        **table_outputs("main"),
     params:
         rows=TABLES.get("main", {}),
         floor=TABLES.get("floor", {}),
@@ -134,6 +120,8 @@ rule paper_table_main:
         direction=PAPER_DIRECTION,
         with_paper=True,
         title=_TABLES["main"],
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/table_main.log",
     script:
@@ -146,7 +134,7 @@ if "heldout" in _TABLES:
         input:
             f"{PAPER}/data/results.json",
         output:
-            **_table_outputs("heldout"),
+            **table_outputs("heldout"),
         params:
             rows=TABLES.get("main", {}),
             floor=TABLES.get("floor", {}),
@@ -154,6 +142,8 @@ if "heldout" in _TABLES:
             direction=PAPER_DIRECTION,
             with_paper=False,
             title=_TABLES["heldout"],
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/table_heldout.log",
         script:
@@ -164,12 +154,14 @@ rule paper_table_reranked:
     input:
         f"{PAPER}/data/results.json",
     output:
-        **_table_outputs("reranked"),
+        **table_outputs("reranked"),
     params:
         methods={**TABLES.get("floor", {}), **TABLES.get("main", {})},
         split=PAPER_SPLIT,
         direction=PAPER_DIRECTION,
         title=_TABLES["reranked"],
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/table_reranked.log",
     script:
@@ -184,7 +176,7 @@ for _name, _spec in _ABLATIONS.items():
         input:
             f"{PAPER}/data/results.json",
         output:
-            **_table_outputs(_name),
+            **table_outputs(_name),
         params:
             group=TABLES[_name],
             split=PAPER_SPLIT,
@@ -193,6 +185,9 @@ for _name, _spec in _ABLATIONS.items():
             title=_spec["title"],
             reference=_spec["reference"],
             sum_of_parts=_spec["sum_of_parts"],
+            row_format=_spec.get("row_format", "{}"),
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/table_{_name}.log",
         script:
@@ -205,10 +200,12 @@ if _PRETRAINED_FAMILIES:
         input:
             [f"{RESULTS}/encoders/{family}.json" for family in _PRETRAINED_FAMILIES],
         output:
-            **_table_outputs("encoders"),
+            **table_outputs("encoders"),
         params:
             families=_PRETRAINED_FAMILIES,
             title=_TABLES["encoders"],
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/table_encoders.log",
         script:
@@ -219,10 +216,12 @@ rule paper_fig_training_curves:
     input:
         f"{PAPER}/data/training.json",
     output:
-        **_figure_outputs("training_curves"),
+        **figure_outputs("training_curves"),
     params:
         methods={label: m for label, m in TABLES.get("main", {}).items() if is_trained(m)},
         key="loss",  # the total training loss every method logs
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/fig_training_curves.log",
     script:
@@ -235,10 +234,12 @@ if _BNS_METHODS:
         input:
             f"{PAPER}/data/training.json",
         output:
-            **_figure_outputs("schedule_alpha"),
+            **figure_outputs("schedule_alpha"),
         params:
             methods=_BNS_METHODS,
             benchmark=FIGURE_BENCHMARK,
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/fig_schedule_alpha.log",
         script:
@@ -249,10 +250,12 @@ if _BNS_METHODS:
         input:
             f"{PAPER}/data/training.json",
         output:
-            **_figure_outputs("boundary_scores"),
+            **figure_outputs("boundary_scores"),
         params:
             methods=_BNS_METHODS,
             benchmark=FIGURE_BENCHMARK,
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/fig_boundary_scores.log",
         script:
@@ -265,11 +268,13 @@ if "schedule_r1" in _FIGURES:
         input:
             f"{PAPER}/data/results.json",
         output:
-            **_figure_outputs("schedule_r1"),
+            **figure_outputs("schedule_r1"),
         params:
             group=TABLES["schedules"],
             split=PAPER_SPLIT,
             direction=PAPER_DIRECTION,
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/fig_schedule_r1.log",
         script:
@@ -294,6 +299,8 @@ if _HAS_ATTENTION:
             tokenizer=config["encoders"][ENCODER_FAMILIES[FIGURE_BENCHMARK][0]]["model"],
             max_examples=MAX_ATTENTION_EXAMPLES,
         threads: 1
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/attention_maps.log",
         script:
@@ -304,7 +311,9 @@ if _HAS_ATTENTION:
         input:
             f"{PAPER}/data/attention_maps.json",
         output:
-            **_figure_outputs("attention_maps"),
+            **figure_outputs("attention_maps"),
+        conda:
+            "../../environment.yml"
         log:
             f"{RESULTS}/logs/paper/fig_attention.log",
         script:
@@ -328,6 +337,8 @@ rule paper_claims:
         direction=PAPER_DIRECTION,
         z=VERDICT_Z,
         cost_tolerance=COST_TOLERANCE,
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/claims.log",
     script:
@@ -347,13 +358,15 @@ rule paper_report:
         command=" ".join(["snakemake --cores all"]
                          + [f"--configfile {os.path.relpath(f)}" for f in workflow.configfiles]),
         benchmarks_dir=f"{RESULTS}/benchmarks",
-        tables=[{"title": title, "files": _table_files(name)} for name, title in _TABLES.items()],
-        figures=[{"title": title, **_figure_files(name)} for name, title in _FIGURES.items()],
+        tables=[{"title": title, "files": table_files(name)} for name, title in _TABLES.items()],
+        figures=[{"title": title, **figure_files(name)} for name, title in _FIGURES.items()],
         links=[("All claims with their verdicts", f"{PAPER}/claims.md"),
                ("Claims as JSON", f"{PAPER}/claims.json"),
                ("Assumptions and choices of this reproduction", "paper/ASSUMPTIONS.md"),
                ("Seed statistics of every evaluation", f"{PAPER}/data/results.json"),
                ("Training curves and job costs", f"{PAPER}/data/training.json")],
+    conda:
+        "../../environment.yml"
     log:
         f"{RESULTS}/logs/paper/report.log",
     script:

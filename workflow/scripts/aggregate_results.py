@@ -12,8 +12,6 @@ Every numeric leaf of the metric sections becomes a dotted path; ``retrieval.mea
 Statistics come from ``bacl.metrics.judgement.aggregate_seeds`` (mean, sample std).
 """
 
-from __future__ import annotations
-
 import logging
 import numbers
 
@@ -66,7 +64,8 @@ def summarise(records: list[dict]) -> dict:
             report the same metrics.
 
     Returns:
-        ``{benchmark: {split: {method: {"seeds", "metrics": {path: {mean, std, n, values}}}}}}``.
+        ``{benchmark: {split: {method: {"seeds", "metrics": {path: {mean, std, n, values}}}}}}``, in the
+        order in which ``records`` first name each benchmark, split and method.
     """
     if not records:
         raise ValueError("records is empty: there are no evaluation results to summarise")
@@ -82,7 +81,7 @@ def summarise(records: list[dict]) -> dict:
         key = (record["benchmark"], record["split"], record["method"])
         groups.setdefault(key, []).append((int(record["seed"]), flatten_metrics(record["result"])))
     summary: dict = {}
-    for (benchmark, split, method), seeded in sorted(groups.items()):
+    for (benchmark, split, method), seeded in groups.items():  # first-seen order: the config's
         seeded.sort(key=lambda pair: pair[0])
         seeds = [seed for seed, _ in seeded]
         if len(set(seeds)) != len(seeds):

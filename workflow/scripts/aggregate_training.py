@@ -12,8 +12,6 @@ BNS, alpha and quantiles of the drawn negatives' boundary scores) and its ``benc
 Curves are averaged over the seeds that logged a key at a step (``n`` says how many).
 """
 
-from __future__ import annotations
-
 import csv
 import json
 import logging

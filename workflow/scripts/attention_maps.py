@@ -1,8 +1,8 @@
 """CLA's cross-attention for a few boundary negatives of a trained run: A+ (true caption), A-
 (the negative), their per-token divergence and the truly wrong tokens, for fig_attention.py.
 
-The examples are chosen without looking at the model: per negative type, in order of first
-appearance, the first test sample whose negative of that type has a wrong token. Output JSON::
+The examples are chosen without looking at the model (:func:`pick_examples`): one negative per
+type, each from a different test sample, in the order of the split. Output JSON::
 
     {"method", "benchmark", "seed", "examples": [{"sample", "slot", "type", "positive_caption",
       "negative_caption", "positive_tokens", "negative_tokens", "wrong_tokens", "attention_positive"
@@ -11,8 +11,6 @@ appearance, the first test sample whose negative of that type has a wrong token.
 
 Lt counts the valid tokens of both captions (start and end tokens included), Lx the valid x tokens.
 """
-
-from __future__ import annotations
 
 import logging
 import os
@@ -27,18 +25,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tokenizer must not reach a h
 
 
 def pick_examples(negatives: list[list[dict]], max_examples: int = 4) -> list[tuple[int, int]]:
-    """(sample, slot) of the first negative of each type that has wrong words, in order of
-    appearance, at most ``max_examples`` (default 4: the image benchmark's four negative types)."""
+    """(sample, slot) of one negative per type, each from a different sample: walking the samples
+    in order, each takes its first negative of a type not yet shown that has a wrong word; at most
+    ``max_examples`` (default 4: the image benchmark's four negative types)."""
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"max_examples must be a positive integer, got {max_examples!r}")
     chosen, seen = [], set()
     for sample, records in enumerate(negatives):
-        for slot, record in enumerate(records):
-            if record["type"] not in seen and record["wrong_words"]:
-                seen.add(record["type"])
-                chosen.append((sample, slot))
-                if len(chosen) == max_examples:
-                    return chosen
+        slot = next((slot for slot, record in enumerate(records)
+                     if record["type"] not in seen and record["wrong_words"]), None)
+        if slot is not None:
+            seen.add(records[slot]["type"])
+            chosen.append((sample, slot))
+            if len(chosen) == max_examples:
+                return chosen
     if not chosen:
         raise ValueError("no boundary negative with a wrong word: nothing to show")
     return chosen

@@ -5,8 +5,6 @@ Verdicts are one of ``VERDICTS``. An ordering or gain claim is a linear contrast
 ``claims_render.py``. The paper's statements and numbers come from ``paper_claims``.
 """
 
-from __future__ import annotations
-
 import itertools
 import logging
 import math
@@ -20,7 +18,8 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE)
 # How other helpers' verdict words map onto ours (the theory notebooks write their own).
 VERDICT_SYNONYMS = {"reproduced": REPRODUCED, "supported": REPRODUCED, "consistent": REPRODUCED,
                     "not reproduced": NOT_REPRODUCED, "not supported": NOT_REPRODUCED, "unsupported": NOT_REPRODUCED,
-                    "inconsistent": NOT_REPRODUCED, "rejected": NOT_REPRODUCED, "not testable here": NOT_TESTABLE,
+                    "inconsistent": NOT_REPRODUCED, "rejected": NOT_REPRODUCED, "inconclusive": NOT_REPRODUCED,
+                    "not testable here": NOT_TESTABLE,
                     "not testable": NOT_TESTABLE, "untestable": NOT_TESTABLE}
 
 
@@ -46,24 +45,31 @@ def _claim(claim_id: str, group: str, paper: str, measured: str, verdict: str, r
 
 
 def contrast_claim(summary: dict, claim_id: str, group: str, paper: str, benchmark: str, split: str, metric: str,
-                   terms: list[tuple[float, str]], z: float, describe: str) -> dict:
+                   terms: list[tuple[float, str]], z: float, describe: str, baseline: dict | None = None) -> dict:
     """A claim "sum_i w_i * metric(method_i) > 0" on one benchmark, in percentage points.
 
-    ``terms``: (weight, method); ``describe`` names the contrast in the measurement text.
+    ``terms``: (weight, method); ``describe`` names the contrast in the measurement text;
+    ``baseline``: an optional summary cell subtracted as one more independent term (AEL's chance).
     """
     cells = [(weight, method, cell(summary, benchmark, split, method, metric))
              for weight, method in merge_terms(terms)]
+    if baseline is not None:
+        cells.append((-1, "chance", baseline))
     missing = sorted({method for _, method, stats in cells if stats is None})
     if missing:
         return _claim(claim_id, group, paper, "–", NOT_TESTABLE,
                       f"no {metric} for {', '.join(missing)} on {benchmark}/{split}: not run in this configuration")
     result = contrast([(100 * weight, stats) for weight, _, stats in cells])
-    verdict, direction = ordering_verdict(result["estimate"], result["se"], z)
     parts = ", ".join(f"{method} {100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" for _, method, stats in cells)
     measured = (f"{describe} = {result['estimate']:+.1f} pp (SE {result['se']:.1f}, n = {result['n']} seeds; "
                 f"{parts}) on {benchmark} {metric}")
+    numbers = {"estimate": result["estimate"], "se": result["se"], "n": result["n"], "unit": "pp"}
+    if result["n"] < 2:
+        return _claim(claim_id, group, paper, measured, NOT_TESTABLE,
+                      "one seed gives no spread to judge a difference by", **numbers)
+    verdict, direction = ordering_verdict(result["estimate"], result["se"], z)
     return _claim(claim_id, group, paper, measured, verdict, f"{direction} (rule: estimate > {z:g} SE)",
-                  estimate=result["estimate"], se=result["se"], n=result["n"], unit="pp", direction=direction)
+                  **numbers, direction=direction)
 
 
 def main_table_claims(summary: dict, rows: dict, split: str, direction: str, z: float) -> list[dict]:
@@ -155,13 +161,15 @@ def ael_claims(summary: dict, ael: dict, split: str, z: float) -> list[dict]:
                                      benchmark, split, "ael.ael", [(1, with_cla), (-1, without_cla)], z,
                                      f"AEL {with_label} − {without_label}"))
         chance = cell(summary, benchmark, split, with_cla, "ael.chance")
-        result = contrast([(100, cell(summary, benchmark, split, with_cla, "ael.ael")), (-100, chance)])
-        verdict, sign = ordering_verdict(result["estimate"], result["se"], z)
-        claims.append(_claim(f"ael.above_chance.{benchmark}", group, "CLA localises the mismatched tokens "
-                             "(AEL above a random token's)", f"AEL − chance = {result['estimate']:+.1f} pp "
-                             f"(SE {result['se']:.1f}; chance {100 * chance['mean']:.1f}) for {with_cla} on {benchmark}",
-                             verdict, f"{sign} (rule: estimate > {z:g} SE)", estimate=result["estimate"],
-                             se=result["se"], n=result["n"], unit="pp", direction=sign))
+        chance, statement = cell(summary, benchmark, split, with_cla, "ael.chance"), \
+            "CLA localises the mismatched tokens (AEL above a random token's)"
+        if chance is None:
+            claims.append(_claim(f"ael.above_chance.{benchmark}", group, statement, "–", NOT_TESTABLE,
+                                 f"no AEL chance level for {with_cla} on {benchmark}"))
+        else:
+            claims.append(contrast_claim(summary, f"ael.above_chance.{benchmark}", group, statement, benchmark,
+                                         split, "ael.ael", [(1, with_cla)], z, f"AEL of {with_label} − chance",
+                                         baseline=chance))
     return claims
 
 
@@ -202,29 +210,56 @@ def cost_claims(training: dict, cost_reports: list[tuple[str, dict]], roles: dic
             _claim("cost.memory_overhead_gb", group, paper_memory, "–", NOT_TESTABLE, reason)]
 
 
+def _scalar_text(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def paper_theory_key(key: str) -> str | None:
+    """The PAPER_THEORY key a verdict key names: equal, or it plus a "_" suffix
+    ("theorem_4_1_fast_rate" -> "theorem_4_1"); None for a claim the paper summary lacks."""
+    return next((p for p in PAPER_THEORY if key == p or key.startswith(f"{p}_")), None)
+
+
 def theory_claims(verdicts: dict) -> list[dict]:
-    """The theory notebooks' verdicts, one claim per entry, plus each paper claim they miss."""
+    """The theory notebooks' verdicts, one claim per entry, plus each paper claim they miss.
+
+    An entry (theory/sims/report.py) holds ``claim``, ``setting``, ``estimate`` (``{"name",
+    "value"}`` or a number), ``confidence_interval``, ``confidence_level``, ``verdict`` and
+    ``details``; the measurement shows all of them but nested details. The notebooks' verdict
+    words map onto ours by ``VERDICT_SYNONYMS`` ("inconclusive" is not reproduced).
+    """
     if not isinstance(verdicts, dict):
         raise ValueError(f"theory verdicts must be a JSON object (claim -> entry), got {type(verdicts).__name__}")
-    claims = []
+    claims, covered = [], set()
     for key, entry in sorted(verdicts.items()):
         if not isinstance(entry, dict) or "verdict" not in entry:
             raise ValueError(f"theory verdict {key!r} must be an object with a 'verdict', got {entry!r}")
         word = str(entry["verdict"]).strip().lower()
         if word not in VERDICT_SYNONYMS:
             raise ValueError(f"theory verdict {key!r} is {entry['verdict']!r}, not one of {sorted(VERDICT_SYNONYMS)}")
-        interval = entry.get("confidence_interval", entry.get("ci"))
+        estimate, interval = entry.get("estimate"), entry.get("confidence_interval", entry.get("ci"))
         parts = [str(entry["setting"])] if "setting" in entry else []
-        if "estimate" in entry:
-            parts.append(f"estimate {entry['estimate']}" + (f", CI {interval}" if interval is not None else ""))
-        parts += [f"{k} = {v}" for k, v in entry.items() if k not in {"setting", "estimate", "confidence_interval",
-                  "ci", "verdict", "reason", "claim", "statement"} and isinstance(v, (str, int, float))]
-        paper = PAPER_THEORY.get(key, str(entry.get("claim", entry.get("statement", key))))
+        if isinstance(estimate, dict):
+            parts.append(f"{estimate.get('name', 'estimate')} = {_scalar_text(estimate.get('value'))}")
+        elif estimate is not None:
+            parts.append(f"estimate {_scalar_text(estimate)}")
+        if interval is not None:
+            level = entry.get("confidence_level")
+            parts.append(f"{f'{100 * level:g}% ' if isinstance(level, (int, float)) else ''}CI "
+                         f"[{', '.join(_scalar_text(float(v)) for v in interval)}]")
+        extras = {**{k: v for k, v in entry.items() if k not in {"setting", "estimate", "confidence_interval", "ci",
+                     "confidence_level", "verdict", "reason", "claim", "statement", "details"}},
+                  **(entry.get("details") if isinstance(entry.get("details"), dict) else {})}
+        parts += [f"{k} = {_scalar_text(v)}" for k, v in extras.items() if isinstance(v, (str, int, float))]
+        paper_key = paper_theory_key(key)
+        covered.add(paper_key)
+        paper = PAPER_THEORY[paper_key] if paper_key else str(entry.get("claim", entry.get("statement", key)))
+        reason = str(entry.get("reason", f"the theory notebooks' verdict: {entry['verdict']}"))
         claims.append(_claim(f"theory.{key}", "Theory", paper, "; ".join(parts) or "–", VERDICT_SYNONYMS[word],
-                             str(entry.get("reason", "verdict of the theory notebooks")), estimate=entry.get("estimate"),
+                             reason, estimate=estimate.get("value") if isinstance(estimate, dict) else estimate,
                              confidence_interval=interval))
     for key, statement in PAPER_THEORY.items():
-        if key not in verdicts:
+        if key not in covered:
             claims.append(_claim(f"theory.{key}", "Theory", statement, "–", NOT_TESTABLE,
                                  "the theory notebooks report no verdict for it"))
     return claims

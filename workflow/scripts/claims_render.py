@@ -1,7 +1,5 @@
 """claims.md and claims.html: the verdict rules, a count per verdict, then every claim by group."""
 
-from __future__ import annotations
-
 import html
 
 from paper_common import DIRECTION_WORDS
@@ -19,9 +17,9 @@ def rules_text(rules: dict) -> list[str]:
         f"`{rules['split']}` as the difference of seed means d = mean_A − mean_B in percentage points, with "
         f"standard error SE = sqrt(std_A²/n_A + std_B²/n_B) (sample std over seeds; runs are independent). "
         f"**Reproduced** when d > 0 and d > {rules['z']:g} SE; otherwise **not reproduced**, marked *opposite* "
-        f"when d < −{rules['z']:g} SE and *inconclusive* in between. With one seed SE is 0 and only the sign "
-        "counts. \"Together more than the sum of the parts\" is the contrast (full − base) − (BNS − base) − "
-        "(CLA − base) > 0 under the same rule (SE over the four methods).",
+        f"when d < −{rules['z']:g} SE and *inconclusive* in between. With a single seed there is no spread to "
+        "judge a difference by: **not testable here**. \"Together more than the sum of the parts\" is the "
+        "contrast (full − base) − (BNS − base) − (CLA − base) > 0 under the same rule (SE over the four methods).",
         "**Magnitudes.** The paper's numbers come from real data at a far larger scale; our benchmarks are "
         "synthetic stand-ins. A gain claim is therefore tested on its direction, and the paper's magnitude is "
         "shown beside ours, not compared with it.",
@@ -31,7 +29,8 @@ def rules_text(rules: dict) -> list[str]:
         f"`memory_overhead_gb`): reproduced when our overhead is at most {rules['cost_tolerance']:g} × the "
         "paper's (the claim is that the overhead is small); memory in GB only at the paper's scale.",
         "**Theory** verdicts are those of the theory notebooks (theory/results/verdicts.json), shown with "
-        "their setting, estimate and confidence interval.",
+        "their setting, estimate and confidence interval: supported is reproduced; not supported and "
+        "inconclusive are not reproduced.",
         "**Not testable here** says why: a method not run in this configuration, or a setting we do not have.",
     ]
 

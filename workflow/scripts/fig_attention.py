@@ -1,8 +1,7 @@
 """CLA's attention on boundary negatives (from attention_maps.py): per example the image, A+ over the
-true caption's tokens, A- over the negative's, and the per-token divergence sum_j |A+ - A-|.
-Truly wrong tokens are red; the most divergent token (CLA's pick, scored by AEL) is starred."""
-
-from __future__ import annotations
+true caption's tokens, A- over the negative's (one colour scale), |A+ - A-| on its own scale, and
+the per-token divergence sum_j |A+ - A-|. Truly wrong tokens are red; the most divergent token
+(CLA's pick, which AEL scores) is starred."""
 
 import logging
 
@@ -54,8 +53,8 @@ def plot(maps: dict, png: str, pdf: str) -> None:
     examples = maps["examples"]
     if not examples:
         raise ValueError("attention maps hold no example")
-    fig, axes = plt.subplots(len(examples), 4, figsize=(13, 2.9 * len(examples)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 2, 2, 1.2]})
+    fig, axes = plt.subplots(len(examples), 5, figsize=(17, 2.9 * len(examples)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 2, 2, 2, 1.2]})
     for row, example in zip(axes, examples):
         panels = example_panels(example)
         if panels["image"] is not None:
@@ -67,14 +66,18 @@ def plot(maps: dict, png: str, pdf: str) -> None:
                                        (row[2], "negative", panels["labels"], "A− : boundary negative")):
             ax.imshow(panels[key], aspect="auto", cmap="viridis", vmin=0.0, vmax=vmax)
             _token_axis(ax, labels, panels["wrong"] if key == "negative" else [])
-            ax.set_xlabel("x token (image patch)", fontsize=7)
             ax.set_title(title, fontsize=8)
-        colours = [WRONG_COLOUR if i in panels["wrong"] else "tab:blue" for i in range(len(panels["labels"]))]
-        row[3].barh(range(len(panels["labels"])), panels["divergence"], color=colours)
-        row[3].plot(panels["divergence"][panels["pick"]], panels["pick"], "k*", markersize=9)
-        row[3].invert_yaxis()
+        row[3].imshow(np.abs(panels["positive"] - panels["negative"]), aspect="auto", cmap="magma")
         _token_axis(row[3], panels["labels"], panels["wrong"])
-        row[3].set_title("Σ_j |A+ − A−| (★ CLA's pick: " + ("hit" if example["hit"] else "miss") + ")", fontsize=8)
+        row[3].set_title("|A+ − A−| (own scale)", fontsize=8)
+        for ax in row[1:4]:
+            ax.set_xlabel("x token (image patch)", fontsize=7)
+        colours = [WRONG_COLOUR if i in panels["wrong"] else "tab:blue" for i in range(len(panels["labels"]))]
+        row[4].barh(range(len(panels["labels"])), panels["divergence"], color=colours)
+        row[4].plot(panels["divergence"][panels["pick"]], panels["pick"], "k*", markersize=9)
+        row[4].invert_yaxis()
+        _token_axis(row[4], panels["labels"], panels["wrong"])
+        row[4].set_title("Σ_j |A+ − A−| (★ CLA's pick: " + ("hit" if example["hit"] else "miss") + ")", fontsize=8)
     fig.suptitle(f"CLA attention of {maps['method']} (seed {maps['seed']}) on {maps['benchmark']} test negatives; "
                  "red: truly wrong tokens", fontsize=10)
     fig.tight_layout()

@@ -1,8 +1,6 @@
 """Boundary scores of the negatives BNS drew, over training: the 10th-90th percentile band, the
 median and the mean, one panel per schedule, with alpha(eta) on a second axis (easy -> hard)."""
 
-from __future__ import annotations
-
 import logging
 
 import matplotlib

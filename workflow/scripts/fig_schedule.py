@@ -1,7 +1,5 @@
 """alpha(eta) of the curriculum presets (bacl.schedule), with the alpha the BNS runs logged."""
 
-from __future__ import annotations
-
 import logging
 
 import matplotlib

@@ -1,8 +1,6 @@
 """R@1 per curriculum schedule: bars of the seed mean ± std, with each seed's value as a dot,
 one panel per benchmark the schedules ran on."""
 
-from __future__ import annotations
-
 import logging
 
 import matplotlib
@@ -10,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from paper_common import DIRECTION_WORDS, cell, metric_path, read_json  # noqa: E402
+from paper_common import cell, metric_path, read_json  # noqa: E402
 
 
 def schedule_bars(summary: dict, group: dict, split: str, metric: str) -> dict[str, list[dict]]:
@@ -48,8 +46,7 @@ def main(snakemake) -> None:
     params = snakemake.params
     metric = metric_path("retrieval.{direction}.R@1", params.direction)
     bars = schedule_bars(read_json(snakemake.input[0]), dict(params.group), params.split, metric)
-    plot(bars, f"R@1 % ({DIRECTION_WORDS[params.direction]}), split {params.split}", snakemake.output.png,
-         snakemake.output.pdf)
+    plot(bars, f"R@1 (%), split {params.split}", snakemake.output.png, snakemake.output.pdf)
     logging.info("plotted R@1 per schedule on %s", sorted(bars))
 
 

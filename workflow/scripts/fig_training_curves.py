@@ -1,8 +1,6 @@
 """Training curves: a logged loss term against the step, mean ± std over seeds, one panel per
 benchmark, one line per method of the main table."""
 
-from __future__ import annotations
-
 import logging
 
 import matplotlib

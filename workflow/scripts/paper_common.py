@@ -7,8 +7,6 @@ two retrieval directions) or ``multiple_choice.accuracy``; values are fractions 
 Tables show them in percent, like the paper.
 """
 
-from __future__ import annotations
-
 import csv
 import html
 import json
@@ -58,7 +56,8 @@ def read_json(path) -> dict:
 
 def write_json(path, payload) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    # Key order is kept: the results summary lists benchmarks and methods in the config's order.
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def cell(summary: dict, benchmark: str, split: str, method: str, metric: str) -> dict | None:
@@ -152,7 +151,10 @@ class Table:
             out = []
             for value, is_split in zip(row, split):
                 if is_split:
-                    out += [value.mean, value.std] if isinstance(value, MeanStd) else ["" if value is None else value, ""]
+                    if isinstance(value, MeanStd):
+                        out += [value.mean, value.std]
+                    else:
+                        out += ["" if value is None else value, ""]
                 else:
                     out.append("" if value is None else value)
             body.append(out)

@@ -2,14 +2,13 @@
 and the pipeline's measured job times, shows the headline table and the verdict counts, and
 links every table, figure and claim file."""
 
-from __future__ import annotations
-
 import glob
 import logging
 import os
 from pathlib import Path
 
 from aggregate_training import parse_benchmark_tsv
+from claims_render import VERDICT_ORDER
 from paper_common import git_commit, read_json
 
 
@@ -63,8 +62,9 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
                      f"time is shorter), longest job {_hours(times['max_s'])}; by stage: {stages}.")
     else:
         lines.append("* Measured job wall time: not available (no benchmark files).")
+    ordered = [verdict for verdict in VERDICT_ORDER if verdict in counts] + sorted(set(counts) - set(VERDICT_ORDER))
     lines += ["", "## Claims", "", "Verdicts, by the mechanical rules stated in [claims.md](claims.md): "
-              + ", ".join(f"**{n}** {verdict}" for verdict, n in counts.items()) + ".", "",
+              + ", ".join(f"**{counts[verdict]}** {verdict}" for verdict in ordered) + ".", "",
               "## Headline table", "", main_table.replace("### ", "#### "), "", "## Tables", ""]
     for table in tables:
         files = " · ".join(f"[{ext}]({path})" for ext, path in table["files"].items())

@@ -1,15 +1,14 @@
 """The frozen encoders' pre-training reports (what the CPU-scale towers start every method from):
 one row per encoder family, one column per scalar field any report has."""
 
-from __future__ import annotations
-
 import logging
 import numbers
 
 from paper_common import Table, read_json
 
 # Per-step lists (e.g. "losses") are curves, not table cells; these fields are identity, shown first.
-IDENTITY_FIELDS = ("family", "model")
+IDENTITY_FIELDS = ("model",)
+ROW_KEY_FIELD = "family"  # the row label already says it
 
 
 def scalar_fields(report: dict, prefix: str = "") -> dict:
@@ -22,7 +21,7 @@ def scalar_fields(report: dict, prefix: str = "") -> dict:
         if isinstance(value, dict):
             out.update(scalar_fields(value, f"{name}."))
         elif isinstance(value, str) or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
-            out[name] = float(value) if isinstance(value, numbers.Real) else value
+            out[name] = value
     return out
 
 
@@ -33,7 +32,7 @@ def encoders_table(reports: dict[str, dict], title: str) -> Table:
     fields = {family: scalar_fields(report) for family, report in reports.items()}
     names = []
     for flat in fields.values():
-        names += [name for name in flat if name not in names and name not in IDENTITY_FIELDS]
+        names += [name for name in flat if name not in names and name not in (*IDENTITY_FIELDS, ROW_KEY_FIELD)]
     identity = [name for name in IDENTITY_FIELDS if any(name in flat for flat in fields.values())]
     columns = ["Encoder family"] + identity + names
     rows = [[family] + [fields[family].get(name) for name in identity + names] for family in reports]

@@ -2,8 +2,6 @@
 audio R@1, audio-video Acc), ours as mean ± std over seeds in percent, optionally with the
 paper's numbers beside each column. The same script makes the held-out-split table."""
 
-from __future__ import annotations
-
 import logging
 
 from paper_claims import PAPER_DATASETS, PAPER_SOURCE, PAPER_TABLE
@@ -52,7 +50,7 @@ def _seed_words(counts: set[int]) -> str:
     if not counts:
         return "seeds (no results)"
     low, high = min(counts), max(counts)
-    return f"{low} seeds" if low == high else f"{low}–{high} seeds"
+    return f"{low} seed{'s' if low > 1 else ''}" if low == high else f"{low}–{high} seeds"
 
 
 def main(snakemake) -> None:

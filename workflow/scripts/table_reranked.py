@@ -1,8 +1,6 @@
 """Retrieval re-ranked by a match head (the ALBEF protocol) beside retrieval by embedding similarity,
 for the methods that have a match head, and boundary accuracy by either score."""
 
-from __future__ import annotations
-
 import logging
 
 from paper_common import DIRECTION_WORDS, Table, cell, metric_path, percent, read_json

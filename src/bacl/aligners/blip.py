@@ -30,10 +30,16 @@ class BLIPAligner(CLIPAligner):
     x and one negative x per text, drawn in proportion to similarity, and is trained with binary
     cross-entropy on the 3B pairs (BLIP's 2-way softmax on them is the same loss)."""
 
-    def __init__(self, dims: FeatureDims, embed_dim: int | None = None, itm_weight: float = 1.0, **transformer):
+    def __init__(self, dims: FeatureDims, embed_dim: int | None = None, itm_weight: float = 1.0,
+                 itm_anchors: int | None = None, **transformer):
         super().__init__(dims, embed_dim)
         self.matcher = CrossModalTransformer(text_dim=dims.text_token, context_dim=dims.x_token, **transformer)
         self.itm_weight = itm_weight  # ALBEF/BLIP weigh ITC and ITM equally
+        # ITM on at most this many anchors per step (the first of the shuffled batch); None: all.
+        # Negatives are still drawn from the whole batch. Bounds the Transformer's cost.
+        if itm_anchors is not None and (isinstance(itm_anchors, bool) or not isinstance(itm_anchors, int) or itm_anchors < 1):
+            raise ValueError(f"itm_anchors must be a positive integer or None, got {itm_anchors!r}")
+        self.itm_anchors = itm_anchors
 
     @property
     def cross_modal(self):
@@ -50,17 +56,18 @@ class BLIPAligner(CLIPAligner):
             # have identical frozen features, hence identical embeddings).
             same = (text_embedding @ text_embedding.T >= 1 - 1e-6) | torch.eye(
                 len(similarity), dtype=torch.bool, device=similarity.device)
-            negative_text = similarity_drawn_negatives(similarity, same, generator)
-            negative_x = similarity_drawn_negatives(similarity.T, same.T, generator)
+            negative_text = similarity_drawn_negatives(similarity, same, generator)[: self.itm_anchors]
+            negative_x = similarity_drawn_negatives(similarity.T, same.T, generator)[: self.itm_anchors]
         x_tokens, x_mask = batch.x_tokens, _mask(batch.x_token_mask, batch.x_tokens)
         text_tokens, text_mask = batch.text_tokens, _mask(batch.text_token_mask, batch.text_tokens)
+        anchors = slice(0, len(negative_text))
         logits = torch.cat([
-            self.match_logits(x_tokens, x_mask, text_tokens, text_mask),
-            self.match_logits(x_tokens, x_mask, text_tokens[negative_text], text_mask[negative_text]),
-            self.match_logits(x_tokens[negative_x], x_mask[negative_x], text_tokens, text_mask),
+            self.match_logits(x_tokens[anchors], x_mask[anchors], text_tokens[anchors], text_mask[anchors]),
+            self.match_logits(x_tokens[anchors], x_mask[anchors], text_tokens[negative_text], text_mask[negative_text]),
+            self.match_logits(x_tokens[negative_x], x_mask[negative_x], text_tokens[anchors], text_mask[anchors]),
         ])
         targets = torch.zeros_like(logits)
-        targets[: len(x_tokens)] = 1.0
+        targets[: len(negative_text)] = 1.0
         terms["match_loss"] = self.itm_weight * F.binary_cross_entropy_with_logits(logits, targets)
         return terms
 
