@@ -9,13 +9,12 @@ from bacl.data.synthetic import load_dataset
 from bacl.encoders import load_encoder
 from bacl.featureset import FeatureSet
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-encoders = {family: load_encoder(settings["model"], weights)
-            for family, (settings, weights) in snakemake.params.encoders.items()}  # noqa: F821
-dataset = load_dataset(snakemake.input.data)  # noqa: F821
-tensors, meta = synthetic_feature_set(dataset, encoders, snakemake.params.cache, snakemake.params.batch_size,
-                                      progress=False)  # noqa: F821
-FeatureSet(tensors, meta, source=snakemake.output[0])  # validates shapes and finiteness before writing  # noqa: F821
-FeatureSet.write(snakemake.output[0], tensors, meta)  # noqa: F821
-logging.info("wrote %s: %s", snakemake.output[0], {k: tuple(v.shape) for k, v in tensors.items()})  # noqa: F821
+rule = snakemake  # noqa: F821 (Snakemake injects the object)
+logging.basicConfig(filename=rule.log[0], level=logging.INFO)
+torch.set_num_threads(rule.threads)
+encoders = {family: load_encoder(settings["model"], weights) for family, (settings, weights) in rule.params.encoders.items()}
+dataset = load_dataset(rule.input.data)
+tensors, meta = synthetic_feature_set(dataset, encoders, rule.params.cache, rule.params.batch_size, progress=False)
+FeatureSet(tensors, meta, source=rule.output[0])  # validates shapes and finiteness before writing
+FeatureSet.write(rule.output[0], tensors, meta)
+logging.info("wrote %s: %s", rule.output[0], {k: tuple(v.shape) for k, v in tensors.items()})

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paper_common import read_json  # noqa: E402
+from paper_common import read_json, save_figure  # noqa: E402
 
 WRONG_COLOUR = "tab:red"
 
@@ -80,10 +80,7 @@ def plot(maps: dict, png: str, pdf: str) -> None:
         row[4].set_title("Σ_j |A+ − A−| (★ CLA's pick: " + ("hit" if example["hit"] else "miss") + ")", fontsize=8)
     fig.suptitle(f"CLA attention of {maps['method']} (seed {maps['seed']}) on {maps['benchmark']} test negatives; "
                  "red: truly wrong tokens", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same inputs, same bytes
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def main(snakemake) -> None:

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from paper_common import read_json  # noqa: E402
+from paper_common import read_json, save_figure  # noqa: E402
 
 QUANTILE_KEYS = ("drawn_bs_q10", "drawn_bs_q50", "drawn_bs_q90", "drawn_bs_mean")
 
@@ -49,10 +49,7 @@ def plot(curves: dict, benchmark: str, png: str, pdf: str) -> None:
     axes[0][0].set_ylabel("boundary score of drawn negatives")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Negatives drawn by BNS on {benchmark} (seed means; higher = harder)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same inputs, same bytes
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def main(snakemake) -> None:

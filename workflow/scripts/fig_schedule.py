@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from paper_common import read_json  # noqa: E402
+from paper_common import read_json, save_figure  # noqa: E402
 
 
 def preset_curves(presets: dict, points: int = 201) -> dict[str, dict]:
@@ -59,10 +59,7 @@ def plot(curves: dict, logged: dict, png: str, pdf: str) -> None:
     ax.set_ylabel("α(η)   (> 0: hard negatives suppressed)")
     ax.set_title("BNS curriculum schedules (dotted: α = 0)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same inputs, same bytes
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def main(snakemake) -> None:

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from paper_common import cell, metric_path, read_json  # noqa: E402
+from paper_common import cell, metric_path, read_json, save_figure  # noqa: E402
 
 
 def schedule_bars(summary: dict, group: dict, split: str, metric: str) -> dict[str, list[dict]]:
@@ -35,10 +35,7 @@ def plot(bars: dict, ylabel: str, png: str, pdf: str) -> None:
         ax.set_xticks(list(positions), [e["label"] for e in entries])
         ax.set_title(benchmark)
     axes[0][0].set_ylabel(ylabel)
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same inputs, same bytes
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def main(snakemake) -> None:

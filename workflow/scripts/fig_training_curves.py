@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from paper_common import read_json  # noqa: E402
+from paper_common import read_json, save_figure  # noqa: E402
 
 
 def loss_curves(training: dict, methods: dict, key: str) -> dict[str, dict[str, dict]]:
@@ -42,10 +42,7 @@ def plot(curves: dict, key: str, png: str, pdf: str) -> None:
         ax.set_xlabel("step")
     axes[0][0].set_ylabel(f"{key} (mean ± std over seeds)")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same inputs, same bytes
-    plt.close(fig)
+    save_figure(fig, png, pdf)
 
 
 def main(snakemake) -> None:

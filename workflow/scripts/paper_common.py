@@ -49,6 +49,16 @@ def metric_path(template: str, direction: str) -> str:
     return template.format(direction=direction)
 
 
+def save_figure(fig, png, pdf) -> None:
+    """Write ``fig`` as PNG and PDF (the PDF without a timestamp: same inputs, same bytes), then close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf, metadata={"CreationDate": None})
+    plt.close(fig)
+
+
 def read_json(path) -> dict:
     with open(path) as handle:
         return json.load(handle)
