@@ -9,6 +9,6 @@ from theory.run import SMOKE_PARAMETERS, run_notebook  # noqa: E402
 
 name = snakemake.wildcards.notebook  # noqa: F821
 parameters = dict(SMOKE_PARAMETERS[name]) if snakemake.params.size == "smoke" else {}  # noqa: F821
-parameters["threads"] = snakemake.threads  # noqa: F821
+parameters["workers"] = snakemake.threads  # noqa: F821  (processes over seeds)
 with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):  # noqa: F821
     print(f"executed {run_notebook(name, Path(snakemake.params.results_dir), parameters)}")  # noqa: F821

@@ -1,0 +1,1 @@
+"""Simulation notebooks for the paper's theoretical claims; see theory/README.md."""
