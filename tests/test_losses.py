@@ -210,3 +210,19 @@ def test_cla_anchors_bounds_the_rows_the_transformer_sees():
     assert bounded["local_loss"] != everything["local_loss"]
     with pytest.raises(ValueError, match="cla_anchors"):
         BACLLoss(use_bns=False, cross_modal=transformer, cla_anchors=0)
+
+
+def test_cla_never_takes_a_duplicate_of_the_positive_as_its_negative():
+    image, text = features(8, 6)
+    text = text.clone()
+    text[1] = text[0]  # samples 0 and 1 share a caption
+    image = image.clone()
+    image[0] = text[0]  # and image 0 is closest to it: the duplicate would be the "hardest" negative
+    text_tokens = torch.arange(6, dtype=torch.float)[:, None, None].expand(6, 5, 6).contiguous()
+    seen = []
+    transformer = small_transformer()
+    transformer.register_forward_hook(lambda module, args, output: seen.append(args[0][:, 0, 0].tolist()))
+    BACLLoss(use_bns=False, cross_modal=transformer)(image, text, torch.tensor(10.0), image_tokens=tokens(0, 6),
+                                                     text_tokens=text_tokens)
+    negatives_of = dict(zip(seen[0], seen[1]))  # positive row id -> the negative's row id
+    assert negatives_of[0.0] not in (0.0, 1.0) and negatives_of[1.0] not in (0.0, 1.0)

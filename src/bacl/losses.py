@@ -244,6 +244,8 @@ class BACLLoss(nn.Module):
         with torch.no_grad():
             score = boundary_score(image_features, text_features, pool)
             admissible = torch.ones_like(score, dtype=torch.bool) if pool_mask is None else pool_mask.clone()
+            # A copy of the positive (e.g. a duplicate caption) is never its negative: cos >= 1 - 1e-6.
+            admissible &= boundary_score(text_features, text_features, pool) < -1e-6
             if candidates is None:
                 # In-batch pool: only this rank's texts have token features here.
                 local = torch.zeros_like(admissible)
