@@ -185,8 +185,10 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     if rank == 0 and end == settings.steps:
         # Also when resuming from a final checkpoint (no step ran): the log is always complete.
         _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
-        save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()},
-                  str(out_dir / FINAL_WEIGHTS))
+        weights = out_dir / FINAL_WEIGHTS
+        tmp = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
+        save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()}, str(tmp))
+        os.replace(tmp, weights)  # atomic: a killed run never leaves half-written weights
     return summary
 
 
