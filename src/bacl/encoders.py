@@ -41,6 +41,8 @@ from torchvision.transforms import InterpolationMode  # noqa: E402
 from torchvision.transforms import functional as TF  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
+
 __all__ = ["FrozenEncoder", "load_encoder", "pretrain_clip", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -293,13 +295,8 @@ def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_se
 
 
 def _save_state_dict_atomically(model: torch.nn.Module, out_path: Path, metadata: dict[str, str]) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out_path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp, metadata=metadata)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def pretrain_clip(

@@ -17,7 +17,6 @@ stored in float16 (half the disk and memory; the heads compute in float32).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .aligners.base import FeatureBatch, FeatureDims
+from .atomic import atomic_path
 
 __all__ = ["FeatureSet", "REQUIRED_TENSORS"]
 
@@ -66,11 +66,8 @@ class FeatureSet:
     @staticmethod
     def write(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Write tensors with JSON ``meta`` atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
 
     def __len__(self) -> int:
         return len(self.tensors["x"])

@@ -78,13 +78,16 @@ class CurriculumSchedule:
             raise ValueError(f"schedule preset {name!r} is unknown; choose one of {sorted(SCHEDULE_PRESETS)}")
         return cls(*SCHEDULE_PRESETS[name])
 
+    def _logistic_ends(self) -> tuple[float, float]:
+        """The un-rescaled logistic at eta = 0 and eta = 1."""
+        return _sigmoid(-self.steepness * self.midpoint), _sigmoid(self.steepness * (1.0 - self.midpoint))
+
     def __call__(self, eta):
         """``alpha(eta)``: a float for a scalar ``eta``, an array for an array of them."""
         eta_array = np.asarray(eta, dtype=np.float64)
         if not np.all(np.isfinite(eta_array)) or np.any(eta_array < 0.0) or np.any(eta_array > 1.0):
             raise ValueError(f"eta (training progress) must lie in [0, 1], got {eta!r}")
-        start = _sigmoid(-self.steepness * self.midpoint)
-        end = _sigmoid(self.steepness * (1.0 - self.midpoint))
+        start, end = self._logistic_ends()
         ramp = (_sigmoid(self.steepness * (eta_array - self.midpoint)) - start) / (end - start)
         alpha = self.alpha_early + (self.alpha_late - self.alpha_early) * ramp
         return float(alpha) if alpha.ndim == 0 else alpha
@@ -92,8 +95,7 @@ class CurriculumSchedule:
     @property
     def crossover(self) -> float:
         """Progress at which ``alpha`` changes sign: the switch from easy to hard negatives."""
-        start = _sigmoid(-self.steepness * self.midpoint)
-        end = _sigmoid(self.steepness * (1.0 - self.midpoint))
+        start, end = self._logistic_ends()
         fraction = self.alpha_early / (self.alpha_early - self.alpha_late)
         target = start + fraction * (end - start)
         return float(self.midpoint + math.log(target / (1.0 - target)) / self.steepness)

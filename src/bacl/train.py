@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .aligners import Aligner
+from .atomic import atomic_path
 from .featureset import FeatureSet
 
 __all__ = ["TrainSettings", "train", "step_generator", "CHECKPOINT", "FINAL_WEIGHTS", "METRICS_LOG"]
@@ -85,15 +86,13 @@ def _optimizer(aligner: Aligner, settings: TrainSettings):
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _distributed() -> tuple[int, int]:
@@ -185,10 +184,8 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     if rank == 0 and end == settings.steps:
         # Also when resuming from a final checkpoint (no step ran): the log is always complete.
         _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
-        weights = out_dir / FINAL_WEIGHTS
-        tmp = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
-        save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()}, str(tmp))
-        os.replace(tmp, weights)  # atomic: a killed run never leaves half-written weights
+        with atomic_path(out_dir / FINAL_WEIGHTS) as tmp:  # a killed run never leaves half-written weights
+            save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()}, str(tmp))
     return summary
 
 
