@@ -185,6 +185,24 @@ def test_mixture_of_experts_starts_at_the_identity_and_checks_top_k():
         MixtureOfExperts(8, 8, num_experts=2, top_k=3)
 
 
+def test_mixture_of_experts_routes_each_row_to_its_top_k_experts_only():
+    torch.manual_seed(0)
+    experts = MixtureOfExperts(6, 5, num_experts=4, top_k=2)
+    torch.nn.init.normal_(experts.second)
+    inputs = torch.randn(7, 6, requires_grad=True)
+    scores = experts.gate(inputs)
+    top = scores.topk(2, dim=-1)
+    gates = torch.zeros_like(scores).scatter(-1, top.indices, torch.softmax(top.values, dim=-1))
+    # The dense reference: every expert on every row, weighted by a gate that is 0 off the top k.
+    dense = torch.einsum("ne,neh,eho->no", gates, F.gelu(torch.einsum("nd,edh->neh", inputs, experts.first)),
+                         experts.second)
+    routed = experts(inputs)
+    torch.testing.assert_close(routed, dense)
+    (routed_grad,) = torch.autograd.grad(routed.square().sum(), inputs)
+    (dense_grad,) = torch.autograd.grad(dense.square().sum(), inputs)
+    torch.testing.assert_close(routed_grad, dense_grad)
+
+
 def test_m3jepa_regression_pulls_only_the_prediction():
     features = latent_features(24)
     aligner = make_aligner({"aligner": "m3jepa", "options": {**EXPERTS, "alpha": 1.0}}, features.dims)

@@ -62,6 +62,33 @@ def test_train_then_evaluate_end_to_end(tmp_path, feature_files):
         assert results[method]["retrieval"]["image_to_text"]["mAP"] > zero_shot_map
 
 
+def test_one_evaluate_call_over_several_splits_equals_one_call_per_split(tmp_path, feature_files):
+    train_file, test_file = feature_files
+    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    run = tmp_path / "run"
+    assert main(train_args(config, "clip_bacl", train_file, run)) == 0
+    weights = run / FINAL_WEIGHTS
+    separate = [tmp_path / "test.json", tmp_path / "train.json"]
+    for split, out in zip((test_file, train_file), separate):
+        assert main(evaluate_args(config, "clip_bacl", split, out, weights)) == 0
+    together = [tmp_path / "together" / "test.json", tmp_path / "together" / "train.json"]
+    args = evaluate_args(config, "clip_bacl", test_file, together[0], weights)
+    args[args.index("--test") + 1:args.index("--test") + 2] = [str(test_file), str(train_file)]
+    args[args.index("--out") + 1:args.index("--out") + 2] = [str(path) for path in together]
+    assert main(args) == 0
+    for one, other in zip(separate, together):
+        assert json.loads(one.read_text()) == json.loads(other.read_text())
+
+
+def test_evaluate_refuses_unpaired_outputs_before_writing(tmp_path, capsys, feature_files):
+    train_file, test_file = feature_files
+    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    args = evaluate_args(config, "zero_shot", test_file, tmp_path / "out" / "a.json")
+    args[args.index("--test") + 1:args.index("--test") + 2] = [str(test_file), str(train_file)]
+    run_failing(args, capsys, "--out names 1 files for 2 --test")
+    assert not (tmp_path / "out").exists()
+
+
 def run_failing(args, capsys, *names):
     """Run the CLI; it must exit 2 and name every one of ``names`` on stderr."""
     assert main(args) == 2

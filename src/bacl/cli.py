@@ -1,7 +1,7 @@
 """``python -m bacl ...``: the only place that parses arguments.
 
     python -m bacl train    --config C --method M --train FEATURES --out DIR [--seed S]
-    python -m bacl evaluate --config C --method M --test FEATURES --weights W --out RESULT.json
+    python -m bacl evaluate --config C --method M --test FEATURES... --weights W --out RESULT.json...
 
 Everything is validated (config, method, files) before any compute; an invalid value exits with
 status 2 and a message naming the key or file, and writes nothing.
@@ -22,23 +22,35 @@ from .atomic import atomic_path  # noqa: E402
 __all__ = ["main"]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bacl", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one method on one cached training split")
-    evaluate = commands.add_parser("evaluate", help="evaluate trained weights on one cached test split")
+    evaluate = commands.add_parser("evaluate", help="evaluate trained weights on cached test splits")
     for sub in (train, evaluate):
         sub.add_argument("--config", required=True, type=Path, help="YAML config (validated against the schema)")
         sub.add_argument("--method", required=True, help="a key of the config's methods")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
-        sub.add_argument("--threads", type=int, help="torch threads (default: the config's threads)")
+        sub.add_argument("--threads", type=_positive_int, help="torch threads (default: the config's threads)")
     train.add_argument("--train", required=True, type=Path, help="feature set of the training split (.safetensors)")
     train.add_argument("--pools", type=Path, help="BNS candidate pools of the training split (.safetensors)")
     train.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, metrics log, weights)")
     train.add_argument("--seed", type=int, default=0, help="training seed (batch order, draws, init)")
-    evaluate.add_argument("--test", required=True, type=Path, help="feature set of the test split (.safetensors)")
+    # Several splits in one call share the process start and the weights load (a few seconds each).
+    evaluate.add_argument("--test", required=True, type=Path, nargs="+",
+                          help="feature sets of the test splits (.safetensors)")
     evaluate.add_argument("--weights", type=Path, help="trained weights (.safetensors); omit for zero_shot")
-    evaluate.add_argument("--out", required=True, type=Path, help="result JSON")
+    evaluate.add_argument("--out", required=True, type=Path, nargs="+", help="result JSON, one per --test")
     return parser
 
 
@@ -83,27 +95,37 @@ def _train(args, config) -> dict:
     return summary
 
 
-def _evaluate(args, config) -> dict:
+def _evaluate(args, config) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .evaluate import evaluate
     from .featureset import FeatureSet
 
-    features = FeatureSet.load(args.test)
-    aligner, settings = _build(config, args.method, features, seed=0)
+    if len(args.out) != len(args.test):
+        raise ValueError(f"--out names {len(args.out)} files for {len(args.test)} --test feature sets")
+    splits = [FeatureSet.load(path) for path in args.test]  # all read and checked before any compute
+    for path, features in zip(args.test[1:], splits[1:]):
+        if features.dims != splits[0].dims:
+            raise ValueError(f"--test {path} has feature widths {features.dims}, {args.test[0]} has {splits[0].dims}")
+    aligner, settings = _build(config, args.method, splits[0], seed=0)
     if settings["spec"]["aligner"] != "zero_shot":
         if args.weights is None or not args.weights.is_file():
             raise FileNotFoundError(f"--weights {args.weights} does not exist (train the method first)")
         try:
-            aligner.load_state_dict(load_file(str(args.weights)))
+            weights = load_file(str(args.weights))
+        except (SafetensorError, OSError) as error:  # a truncated or foreign file
+            raise ValueError(f"--weights {args.weights} is not a readable safetensors file: {error}") from error
+        try:
+            aligner.load_state_dict(weights)
         except RuntimeError as error:  # weights of another method or another feature width
             raise ValueError(f"--weights {args.weights} do not fit method {args.method!r}: {error}") from error
-    results = evaluate(aligner, features, rerank_k=config["evaluate"]["rerank_k"],
-                       batch_size=config["evaluate"]["batch_size"])
-    results.update(method=args.method, config=config["name"], features=str(args.test),
-                   weights=None if args.weights is None else str(args.weights))
-    _atomic_json(args.out, results)
-    return results
+    for path, features, out in zip(args.test, splits, args.out):
+        results = evaluate(aligner, features, rerank_k=config["evaluate"]["rerank_k"],
+                           batch_size=config["evaluate"]["batch_size"])
+        results.update(method=args.method, config=config["name"], features=str(path),
+                       weights=None if args.weights is None else str(args.weights))
+        _atomic_json(out, results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         method_settings(config, args.method)  # validates the method and its overrides up front
         import torch
 
+        if config["device"] == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{args.config}: invalid value at key 'device': 'cuda', but no CUDA device is available")
         torch.set_num_threads(args.threads or config["threads"])
         (_train if args.command == "train" else _evaluate)(args, config)
     except (ConfigError, ValueError, FileNotFoundError) as error:

@@ -48,14 +48,44 @@ def _negative_type_names(features: FeatureSet) -> list[str]:
 
 
 @torch.no_grad()
-def _pair_logits(aligner: Aligner, features: FeatureSet, x_rows, text_tokens, text_mask, batch_size: int) -> torch.Tensor:
-    """Match logits of x rows ``x_rows`` (n,) with text tokens (n, Lt, Dt), in batches."""
-    out = []
+def _pair_outputs(aligner: Aligner, features: FeatureSet, x_rows, text_tokens, text_mask, batch_size: int,
+                  attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Match logits (n,) of x rows ``x_rows`` (n,) with text tokens (n, Lt, Dt), in batches, and
+    with ``attention`` also the last layer's (n, Lt, Lx) cross-attention of each pair."""
+    logits, maps = [], []
     for start in range(0, len(x_rows), batch_size):
         rows = x_rows[start:start + batch_size]
-        out.append(aligner.match_logits(features["x_tokens"][rows].float(), features["x_token_mask"][rows],
-                                        text_tokens[start:start + batch_size].float(), text_mask[start:start + batch_size]))
-    return torch.cat(out)
+        out = aligner.cross_modal(text_tokens[start:start + batch_size].float(), features["x_tokens"][rows].float(),
+                                  text_mask[start:start + batch_size], features["x_token_mask"][rows])
+        logits.append(out.match_logit)
+        if attention:
+            maps.append(out.attention)
+    return torch.cat(logits), torch.cat(maps) if attention else None
+
+
+class _CaptionMatchLogits:
+    """Match logits of (x row, caption row) pairs of one split, each pair computed once.
+
+    Re-ranking both directions asks for many of the same pairs (mutual nearest neighbours, and
+    the true pairs scored for boundary accuracy); a dense (n, n) table with NaN for "not yet
+    computed" serves each pair once (n = 10k is 400 MB, beyond the splits evaluated here).
+    """
+
+    def __init__(self, aligner: Aligner, features: FeatureSet, batch_size: int):
+        self.aligner, self.features, self.batch_size = aligner, features, batch_size
+        self.table = torch.full((len(features), len(features)), float("nan"))
+
+    def store(self, x_rows: torch.Tensor, text_rows: torch.Tensor, logits: torch.Tensor) -> None:
+        self.table[x_rows, text_rows] = logits.float()
+
+    def __call__(self, x_rows: torch.Tensor, text_rows: torch.Tensor) -> torch.Tensor:
+        missing = self.table[x_rows, text_rows].isnan()
+        if missing.any():
+            rows, texts = x_rows[missing], text_rows[missing]
+            logits, _ = _pair_outputs(self.aligner, self.features, rows, self.features["text_tokens"][texts],
+                                      self.features["text_token_mask"][texts], self.batch_size)
+            self.store(rows, texts, logits)
+        return self.table[x_rows, text_rows]
 
 
 def _eligible_tokens(positive_tokens: torch.Tensor, negative_tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -82,22 +112,24 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     results = {"n": len(features), "distinct_captions": int(ids.unique().numel()),
                "retrieval": bidirectional_retrieval(None, None, ids, ids, ks, similarity=similarity)}
     match_head = aligner.has_match_head and "x_tokens" in features
+    has_negatives = "negative_text" in features
     rerank_k = min(rerank_k, len(features))  # a small split cannot fill a larger top k
     if match_head:
-        def image_to_text(q, g):
-            return _pair_logits(aligner, features, q, features["text_tokens"][g], features["text_token_mask"][g], batch_size)
-
-        def text_to_image(q, g):
-            return image_to_text(g, q)
-
+        # The true pairs first, with their attention maps (AEL needs them): re-ranking reuses them.
+        pair_logits = _CaptionMatchLogits(aligner, features, batch_size)
+        everyone = torch.arange(len(features))
+        positive_logits, positive_attention = _pair_outputs(
+            aligner, features, everyone, features["text_tokens"], features["text_token_mask"], batch_size,
+            attention=has_negatives)
+        pair_logits.store(everyone, everyone, positive_logits)
         results["retrieval_reranked"] = {
             "k": rerank_k,
             "image_to_text": bidirectional_retrieval(None, None, ids, ids, ks, similarity=rerank_topk(
-                similarity, image_to_text, rerank_k))["image_to_text"],
+                similarity, pair_logits, rerank_k))["image_to_text"],
             "text_to_image": bidirectional_retrieval(None, None, ids, ids, ks, similarity=rerank_topk(
-                similarity.T, text_to_image, rerank_k).T)["text_to_image"],
+                similarity.T, lambda texts, xs: pair_logits(xs, texts), rerank_k).T)["text_to_image"],
         }
-    if "negative_text" not in features:
+    if not has_negatives:
         return results
 
     names = _negative_type_names(features)
@@ -119,27 +151,18 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     negative_tokens = features["negative_text_tokens"][rows, slots]
     negative_token_mask = features["negative_text_token_mask"][rows, slots]
     negative_logits = torch.zeros(n, m)  # padding slots; boundary_accuracy ignores them through the mask
-    negative_logits[rows, slots] = _pair_logits(aligner, features, rows, negative_tokens, negative_token_mask, batch_size)
-    positive_logits = _pair_logits(aligner, features, torch.arange(n), features["text_tokens"],
-                                   features["text_token_mask"], batch_size)
+    negative_logits[rows, slots], negative_attention = _pair_outputs(
+        aligner, features, rows, negative_tokens, negative_token_mask, batch_size, attention=True)
     results["boundary_match_head"] = boundary_accuracy(positive_logits, negative_logits, types, mask, type_names=names)
 
     eligible = _eligible_tokens(features["text_tokens"][rows], negative_tokens,
                                 features["text_token_mask"][rows] & negative_token_mask)
-    divergent = []
-    for start in range(0, len(rows), batch_size):
-        part = slice(start, start + batch_size)
-        x_rows = rows[part]
-        x_tokens, x_mask = features["x_tokens"][x_rows].float(), features["x_token_mask"][x_rows]
-        positive_mask, negative_mask = features["text_token_mask"][x_rows], negative_token_mask[part]
-        attention_positive = aligner.local_attention(x_tokens, x_mask, features["text_tokens"][x_rows].float(), positive_mask)
-        attention_negative = aligner.local_attention(x_tokens, x_mask, negative_tokens[part].float(), negative_mask)
-        divergent.append(most_divergent_token(attention_positive, attention_negative, eligible[part]))
+    divergent = most_divergent_token(positive_attention[rows], negative_attention, eligible)
     wrong = features["negative_wrong_tokens"][rows, slots]
     wrong_positions = [torch.nonzero(row).flatten().tolist() for row in wrong]
     has_wrong = wrong.any(1)
     results["ael"] = {
-        **attention_error_localization(torch.cat(divergent), wrong_positions, valid=has_wrong),
+        **attention_error_localization(divergent, wrong_positions, valid=has_wrong),
         "chance": ael_chance_level(wrong_positions, eligible.sum(1), valid=has_wrong),
         "eligible_tokens_mean": eligible.sum(1).float().mean().item(),
     }

@@ -39,9 +39,17 @@ class FeatureSet:
         if missing:
             raise ValueError(f"feature set {source} lacks tensors {missing}")
         n = len(tensors["x"])
+        if n == 0:
+            raise ValueError(f"feature set {source} is empty (0 rows)")
         wrong = {name: tuple(t.shape) for name, t in tensors.items() if t.dim() == 0 or len(t) != n}
         if wrong:
             raise ValueError(f"feature set {source}: tensors {wrong} do not have N={n} rows like x")
+        for name in ("text_neighbours", "x_neighbours"):  # row indices into this split
+            pool = tensors.get(name)
+            if pool is not None and (pool.dim() != 2 or pool.is_floating_point() or pool.dtype == torch.bool
+                                     or pool.numel() == 0 or pool.min() < 0 or pool.max() >= n):
+                raise ValueError(f"feature set {source}: {name} must be (N, P) integer row indices in [0, {n}), "
+                                 f"got {pool.dtype} {tuple(pool.shape)} (pools of another split?)")
         bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:
             raise ValueError(f"feature set {source}: tensors {bad} contain NaN or inf")
@@ -57,9 +65,12 @@ class FeatureSet:
                 raise FileNotFoundError(f"feature file {part} does not exist (the pipeline's feature steps write it)")
             try:
                 with safe_open(str(part), framework="pt") as handle:
-                    meta = {**json.loads((handle.metadata() or {}).get("meta", "{}")), **meta}
+                    stored = json.loads((handle.metadata() or {}).get("meta", "{}"))
+                if not isinstance(stored, dict):
+                    raise ValueError(f"its metadata 'meta' is a JSON {type(stored).__name__}, not an object")
+                meta = {**stored, **meta}
                 tensors.update(load_file(str(part)))
-            except (SafetensorError, json.JSONDecodeError) as error:
+            except (SafetensorError, ValueError) as error:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"feature file {part} is not a readable feature set: {error}") from error
         return cls(tensors, meta, source=str(path))
 
@@ -114,7 +125,9 @@ class FeatureSet:
             text_pool = self.tensors["text_neighbours"][index][:, :pool_size]
             x_pool = self.tensors["x_neighbours"][index][:, :pool_size]
             batch.candidate_text = self._float("text", text_pool)
-            batch.candidate_text_tokens = self._float("text_tokens", text_pool)
+            # Kept in the stored dtype (fp16 in the cache): CLA uses one candidate's tokens per
+            # anchor, so only those are converted (in the loss), not the whole (B, P, Lt, Dt) pool.
+            batch.candidate_text_tokens = self._get("text_tokens", text_pool)
             batch.candidate_text_token_mask = self._get("text_token_mask", text_pool)
             batch.candidate_x = self._float("x", x_pool)
         return batch

@@ -152,7 +152,8 @@ class BACLLoss(nn.Module):
             image_tokens: (B, Li, Dv) frozen image token features; text_tokens: (B, Lt, Dt).
             image_token_mask, text_token_mask: (B, Li), (B, Lt) bool, True = real token.
             candidate_text_tokens: (B, P, Lt, Dt) tokens of the retrieved text candidates, needed
-                for CLA when ``candidate_text_features`` is given; mask (B, P, Lt).
+                for CLA when ``candidate_text_features`` is given (any float dtype: the chosen
+                negative's are cast to ``text_tokens``'s); mask (B, P, Lt).
             generator: torch.Generator for the Gumbel noise (reproducible draws).
             output_dict: return the weighted terms in a dict instead of their sum.
         """
@@ -263,7 +264,7 @@ class BACLLoss(nn.Module):
             if candidate_text_tokens is None:
                 raise ValueError("candidate_text_tokens are required for CLA when candidate_text_features are given")
             rows = torch.arange(batch, device=hardest.device)
-            negative_tokens = candidate_text_tokens[rows, hardest]
+            negative_tokens = candidate_text_tokens[rows, hardest].to(text_tokens.dtype)
             negative_mask = _default_mask(
                 None if candidate_text_token_mask is None else candidate_text_token_mask[rows, hardest],
                 negative_tokens, "candidate_text_token_mask")

@@ -11,7 +11,7 @@ rule pretrain_encoder:
         report=f"{RESULTS}/encoders/{{family}}.json",
     params:
         encoder=lambda w: config["encoders"][w.family],
-    threads: 2
+    threads: 1  # jobs run side by side, one core each (see THREADS_NOTE in common.smk)
     conda:
         "../../environment.yml"
     log:

@@ -12,7 +12,7 @@ rule extract_features:
         encoders=lambda w: {f: (config["encoders"][f], encoder_weights(f)) for f in ENCODER_FAMILIES[w.benchmark]},
         cache=f"{RESULTS}/cache",
         batch_size=config["features"]["batch_size"],
-    threads: 2
+    threads: 1  # jobs run side by side, one core each (see THREADS_NOTE in common.smk)
     conda:
         "../../environment.yml"
     log:

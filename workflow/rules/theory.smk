@@ -17,7 +17,7 @@ rule theory_notebook:
         size=config["theory"]["size"],
     wildcard_constraints:
         notebook="|".join(THEORY_NOTEBOOKS),
-    threads: 2
+    threads: 1  # jobs run side by side, one core each (see THREADS_NOTE in common.smk)
     conda:
         "../../environment.yml"
     log:

@@ -40,7 +40,7 @@ class FeatureBatch:
     text_token_mask: torch.Tensor | None = None  # (B, Lt) bool
     modalities: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, E_name)
     candidate_text: torch.Tensor | None = None  # (B, P, Et)
-    candidate_text_tokens: torch.Tensor | None = None  # (B, P, Lt, Dt)
+    candidate_text_tokens: torch.Tensor | None = None  # (B, P, Lt, Dt), stored dtype (cast after selection)
     candidate_text_token_mask: torch.Tensor | None = None  # (B, P, Lt)
     candidate_x: torch.Tensor | None = None  # (B, P, Ex)
 

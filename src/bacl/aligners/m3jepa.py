@@ -38,12 +38,16 @@ class MixtureOfExperts(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         flat = features.reshape(-1, features.shape[-1])
-        scores = self.gate(flat)
-        top = scores.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(scores).scatter(-1, top.indices, torch.softmax(top.values, dim=-1))
-        # Every expert runs on every row: at these widths a dense einsum beats gathering rows.
-        hidden = F.gelu(torch.einsum("nd,edh->neh", flat, self.first))
-        mixed = torch.einsum("ne,neh,eho->no", gates, hidden, self.second)
+        top = self.gate(flat).topk(self.top_k, dim=-1)
+        weights = torch.softmax(top.values, dim=-1)
+        # Each expert runs only on the rows routed to it: top_k / num_experts of the dense cost
+        # (BNS sends every candidate of every anchor through here, so this is the hot path).
+        mixed = flat.new_zeros(flat.shape[0], self.second.shape[-1])
+        for expert in range(self.first.shape[0]):
+            rows, slot = (top.indices == expert).nonzero(as_tuple=True)
+            if rows.numel():
+                hidden = F.gelu(flat.index_select(0, rows) @ self.first[expert])
+                mixed = mixed.index_add(0, rows, weights[rows, slot, None] * (hidden @ self.second[expert]))
         out = flat + mixed if self.skip else mixed
         return out.reshape(*features.shape[:-1], -1)
 
