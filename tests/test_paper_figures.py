@@ -1,5 +1,6 @@
 """The paper stage's training summaries, figures, attention examples and report on tiny hand-made inputs."""
 
+import datetime
 import math
 
 import pytest
@@ -152,3 +153,14 @@ def test_job_times_by_stage_and_the_report_links_everything(tmp_path):
                    "[Claims](claims.md)"):
         assert needed in text
     assert "not available" in report.report_markdown("c", "unknown", "cmd", None, {}, "", [], [], [])
+    assert "invocation that wrote this report, from its start to this report: 42.0 min" in report.report_markdown(
+        "c", "unknown", "cmd", None, {}, "", [], [], [], elapsed_s=42 * 60)
+
+
+def test_the_elapsed_time_counts_from_the_newest_snakemake_log():
+    report = load("report")
+    now = datetime.datetime(2026, 11, 29, 8, 0, 0)
+    logs = [".snakemake/log/2026-11-29T064337.149780.snakemake.log",
+            ".snakemake/log/2026-11-29T071500.000000.snakemake.log", ".snakemake/log/notes.txt"]
+    assert report.invocation_elapsed(logs, now) == 45 * 60
+    assert report.invocation_elapsed(["x.log"], now) is None

@@ -2,6 +2,7 @@
 and the pipeline's measured job times, shows the headline table and the verdict counts, and
 links every table, figure and claim file."""
 
+import datetime
 import glob
 import logging
 import os
@@ -31,16 +32,33 @@ def job_times(tsv_texts: dict[str, str], root: str) -> dict:
             "by_stage": {stage: {"jobs": len(v), "sum_s": sum(v), "max_s": max(v)} for stage, v in by_stage.items()}}
 
 
+def invocation_elapsed(log_names: list[str], now: datetime.datetime) -> float | None:
+    """Seconds since the newest Snakemake invocation started, from its log's name
+    (``.snakemake/log/2026-11-29T064337.149780.snakemake.log``, local time); None without one.
+    This is the elapsed time of the run that writes the report: a run resumed after an
+    interruption counts from the resume."""
+    starts = []
+    for name in log_names:
+        stamp = os.path.basename(name).split(".snakemake.log")[0]
+        try:
+            starts.append(datetime.datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f"))
+        except ValueError:
+            continue
+    return (now - max(starts)).total_seconds() if starts else None
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
 def report_markdown(config_name: str, commit: str, command: str, times: dict | None, counts: dict,
-                    main_table: str, tables: list[dict], figures: list[dict], links: list[tuple[str, str]]) -> str:
+                    main_table: str, tables: list[dict], figures: list[dict], links: list[tuple[str, str]],
+                    elapsed_s: float | None = None) -> str:
     """The whole README.md.
 
     Args:
         times: :func:`job_times` output, or None when no job was benchmarked.
+        elapsed_s: :func:`invocation_elapsed`, or None when unknown.
         counts: verdict -> number of claims (claims.json's ``counts``).
         main_table: the headline table's Markdown.
         tables: ``{"title", "files": {extension: relative path}}`` per table.
@@ -62,6 +80,10 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
                      f"time is shorter), longest job {_hours(times['max_s'])}; by stage: {stages}.")
     else:
         lines.append("* Measured job wall time: not available (no benchmark files).")
+    if elapsed_s is not None:
+        lines.append(f"* Elapsed time of the `snakemake` invocation that wrote this report, from its start to "
+                     f"this report: {_hours(elapsed_s)} (from its log in `.snakemake/log`; a resumed run "
+                     "counts from the resume).")
     ordered = [verdict for verdict in VERDICT_ORDER if verdict in counts] + sorted(set(counts) - set(VERDICT_ORDER))
     lines += ["", "## Claims", "", "Verdicts, by the mechanical rules stated in [claims.md](claims.md): "
               + ", ".join(f"**{counts[verdict]}** {verdict}" for verdict in ordered) + ".", "",
@@ -95,7 +117,8 @@ def main(snakemake) -> None:
     figures = [{"title": f["title"], "png": rel(f["png"]), "pdf": rel(f["pdf"])} for f in params.figures]
     links = [(title, rel(path)) for title, path in params.links]
     text = report_markdown(params.config_name, git_commit(), params.command, job_times(tsvs, params.benchmarks_dir),
-                           claims["counts"], Path(snakemake.input.main_table).read_text(), tables, figures, links)
+                           claims["counts"], Path(snakemake.input.main_table).read_text(), tables, figures, links,
+                           invocation_elapsed(glob.glob(".snakemake/log/*.snakemake.log"), datetime.datetime.now()))
     Path(snakemake.output[0]).write_text(text)
     logging.info("wrote %s", snakemake.output[0])
 
