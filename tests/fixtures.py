@@ -12,6 +12,7 @@ with different ``seed`` share them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -21,10 +22,18 @@ from safetensors.torch import save_file
 
 from bacl.featureset import FeatureSet
 
-__all__ = ["NEGATIVE_TYPES", "evaluate_args", "held_out_contrastive_loss", "latent_features", "tiny_config",
-           "train_args", "write_config", "write_feature_file"]
+__all__ = ["CLI_METHODS", "NEGATIVE_TYPES", "PicklePayload", "evaluate_args", "file_tree", "held_out_contrastive_loss", "latent_features",
+           "tiny_config", "train_args", "write_config", "write_feature_file", "write_tensors"]
 
 NEGATIVE_TYPES = ["attribute", "binding"]  # names of the negative_type codes 0 and 1
+
+# The methods the CLI tests run: the zero-shot floor, a plain and a BACL aligner, and an MoE one.
+CLI_METHODS = {
+    "zero_shot": {"aligner": "zero_shot"},
+    "clip": {"aligner": "clip"},
+    "clip_bacl": {"aligner": "clip", "bns": True, "cla": True},
+    "m3jepa": {"aligner": "m3jepa", "options": {"num_experts": 4, "top_k": 2}},
+}
 
 
 def _maps(structure_seed: int, dim: int, x_tokens: int, text_tokens: int, token_dim: int) -> dict[str, torch.Tensor]:
@@ -180,3 +189,35 @@ def held_out_contrastive_loss(aligner, features: FeatureSet, scale: float = 1 / 
     logits = scale * aligner.similarity(aligner.encode_x(batch.x, batch.modalities), aligner.encode_text(batch.text))
     labels = torch.arange(len(logits))
     return float((F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
+
+
+def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict | str | None = None) -> Path:
+    """Write raw tensors as a feature file WITHOUT FeatureSet's checks (to make invalid files);
+    ``meta`` a dict is stored as JSON, a str as it is (e.g. text that is not JSON)."""
+    path = Path(path)
+    meta = meta if meta is None or isinstance(meta, str) else json.dumps(meta)
+    save_file({name: t.contiguous() for name, t in tensors.items()}, str(path),
+              metadata=None if meta is None else {"meta": meta})
+    return path
+
+
+def file_tree(*roots: str | Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``roots``: path -> (size, mtime_ns); equal before and after a call
+    means the call wrote, changed and deleted nothing there."""
+    tree = {}
+    for root in map(Path, roots):
+        for path in [root, *root.rglob("*")] if root.exists() else []:
+            stat = path.stat()
+            tree[str(path)] = (stat.st_size if path.is_file() else -1, stat.st_mtime_ns)
+    return tree
+
+
+class PicklePayload:
+    """Unpickling this creates the folder ``marker`` (via os.mkdir): proof that a loader ran
+    pickled code. ``torch.load(..., weights_only=False)`` would; a safe loader must refuse it."""
+
+    def __init__(self, marker: str | Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)

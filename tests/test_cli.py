@@ -6,6 +6,7 @@ import json
 
 import pytest
 from fixtures import (
+    CLI_METHODS,
     evaluate_args,
     latent_features,
     tiny_config,
@@ -18,13 +19,6 @@ from bacl.cli import main
 from bacl.config import ConfigError, load_config, method_settings, validate_config
 from bacl.train import FINAL_WEIGHTS, METRICS_LOG
 
-METHODS = {
-    "zero_shot": {"aligner": "zero_shot"},
-    "clip": {"aligner": "clip"},
-    "clip_bacl": {"aligner": "clip", "bns": True, "cla": True},
-    "m3jepa": {"aligner": "m3jepa", "options": {"num_experts": 4, "top_k": 2}},
-}
-
 
 @pytest.fixture(scope="module")
 def feature_files(tmp_path_factory):
@@ -35,7 +29,7 @@ def feature_files(tmp_path_factory):
 
 def test_train_then_evaluate_end_to_end(tmp_path, feature_files):
     train_file, test_file = feature_files
-    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    config = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS))
     results = {}
     for method in ("clip", "clip_bacl"):
         run = tmp_path / method
@@ -64,7 +58,7 @@ def test_train_then_evaluate_end_to_end(tmp_path, feature_files):
 
 def test_one_evaluate_call_over_several_splits_equals_one_call_per_split(tmp_path, feature_files):
     train_file, test_file = feature_files
-    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    config = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS))
     run = tmp_path / "run"
     assert main(train_args(config, "clip_bacl", train_file, run)) == 0
     weights = run / FINAL_WEIGHTS
@@ -82,7 +76,7 @@ def test_one_evaluate_call_over_several_splits_equals_one_call_per_split(tmp_pat
 
 def test_evaluate_refuses_unpaired_outputs_before_writing(tmp_path, capsys, feature_files):
     train_file, test_file = feature_files
-    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    config = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS))
     args = evaluate_args(config, "zero_shot", test_file, tmp_path / "out" / "a.json")
     args[args.index("--test") + 1:args.index("--test") + 2] = [str(test_file), str(train_file)]
     run_failing(args, capsys, "--out names 1 files for 2 --test")
@@ -102,8 +96,8 @@ def nothing_under(path) -> bool:
 
 
 def with_change(change: dict) -> dict:
-    """tiny_config(METHODS) with the nested ``change`` merged in."""
-    config = tiny_config(copy.deepcopy(METHODS))
+    """tiny_config(CLI_METHODS) with the nested ``change`` merged in."""
+    config = tiny_config(copy.deepcopy(CLI_METHODS))
 
     def merge(into, values):
         for key, value in values.items():
@@ -142,7 +136,7 @@ def test_invalid_config_exits_2_naming_the_key_and_writes_nothing(case, tmp_path
 
 def test_unknown_method_and_missing_files_exit_2(tmp_path, capsys, feature_files):
     train_file, test_file = feature_files
-    config = write_config(tmp_path / "config.yaml", tiny_config(METHODS))
+    config = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS))
     out = tmp_path / "out"
     run_failing(train_args(config, "siglip", train_file, out), capsys, "siglip")
     run_failing(train_args(tmp_path / "absent.yaml", "clip", train_file, out), capsys, "absent.yaml")
@@ -177,11 +171,11 @@ def test_load_config_fills_defaults(tmp_path):
 
 
 def test_a_config_states_only_what_differs_from_its_base(tmp_path):
-    write_config(tmp_path / "base.yaml", tiny_config(METHODS))
+    write_config(tmp_path / "base.yaml", tiny_config(CLI_METHODS))
     variant = write_config(tmp_path / "variant.yaml", {"base": "base.yaml", "train": {"steps": 3}})
     config = load_config(variant)
     assert config["train"]["steps"] == 3 and config["train"]["batch_size"] == 16  # merged key by key
-    assert set(config["methods"]) == set(METHODS)
+    assert set(config["methods"]) == set(CLI_METHODS)
 
 
 def test_method_settings_merge_overrides_without_touching_the_shared_sections():

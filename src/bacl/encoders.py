@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hashlib  # noqa: E402
 import math  # noqa: E402
+import pickle  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from functools import cached_property  # noqa: E402
@@ -36,12 +37,14 @@ import open_clip  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from open_clip.transformer import VisionTransformer  # noqa: E402
+from safetensors import SafetensorError  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from torchvision.transforms import InterpolationMode  # noqa: E402
 from torchvision.transforms import functional as TF  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+from .validation import load_error_reason  # noqa: E402
 
 __all__ = ["FrozenEncoder", "load_encoder", "pretrain_clip", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
 
@@ -86,7 +89,15 @@ def _create_model(name: str, pretrained: str | None, device: str, init_seed: int
         except RuntimeError as error:  # a tag whose file is not in the local cache (offline)
             if is_tag:
                 raise FileNotFoundError(_missing_weights_message(name, pretrained)) from error
-            raise
+            if pretrained is None:
+                raise
+            raise ValueError(f"encoder weights {pretrained} do not fit open_clip model '{name}' (weights of "
+                             f"another model?): {error}") from error
+        except (SafetensorError, pickle.UnpicklingError, EOFError, ValueError, KeyError) as error:
+            if pretrained is None or is_tag:
+                raise
+            raise ValueError(f"encoder weights {pretrained} cannot be read (a corrupt file, or one holding objects "
+                             f"other than tensors, which are never unpickled): {load_error_reason(error)}") from None
     if not isinstance(model.visual, VisionTransformer):
         raise ValueError(f"name='{name}' has a {type(model.visual).__name__} image tower; token features need a ViT")
     return model
@@ -287,7 +298,9 @@ def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_se
     local cache. ``None`` gives the seeded random init (``init_seed``; 0 = the same init
     :func:`pretrain_clip` starts from with seed 0), the "untrained encoder" control.
 
-    Raises FileNotFoundError, saying how to obtain the weights, when they are not on this machine.
+    Raises FileNotFoundError, saying how to obtain the weights, when they are not on this machine,
+    and ValueError naming the file when it is corrupt, holds another model's weights, or holds
+    pickled objects other than tensors (torch files are read with ``weights_only=True``).
     """
     if pretrained is not None and (not isinstance(pretrained, str) or not pretrained):
         raise ValueError(f"pretrained must be a file path, an open_clip tag or None, got {pretrained!r}")

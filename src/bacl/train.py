@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 from .aligners import Aligner
 from .atomic import atomic_path
 from .featureset import FeatureSet
+from .validation import load_error_reason
 
 __all__ = ["TrainSettings", "train", "step_generator", "CHECKPOINT", "FINAL_WEIGHTS", "METRICS_LOG"]
 
@@ -133,8 +135,10 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     run_identity = json.dumps({"settings": asdict(settings), "features": train_set.source, "rows": len(train_set),
                                "meta": train_set.meta, "identity": identity or {}}, sort_keys=True, default=str)
     log_lines: list[str] = []  # the metrics log lives in the checkpoint too: Snakemake deletes outputs it reruns
+    if rank == 0 and out_dir.is_dir():
+        _remove_temporaries(out_dir)
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = _load_checkpoint(checkpoint_path, device)
         if state.get("identity") == run_identity:
             aligner.load_state_dict(state["aligner"])
             optimizer.load_state_dict(state["optimizer"])
@@ -187,6 +191,29 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         with atomic_path(out_dir / FINAL_WEIGHTS) as tmp:  # a killed run never leaves half-written weights
             save_file({k: v.detach().cpu().contiguous() for k, v in aligner.state_dict().items()}, str(tmp))
     return summary
+
+
+def _remove_temporaries(out_dir: Path) -> None:
+    """Delete the temporary files of atomic writes a killed run left in ``out_dir`` (never read:
+    only a completed write is renamed into place)."""
+    for name in (CHECKPOINT, FINAL_WEIGHTS, METRICS_LOG, "summary.json"):
+        for leftover in out_dir.glob(f".{name}.tmp-*"):
+            leftover.unlink(missing_ok=True)
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    """A checkpoint this code wrote; anything else (a corrupt file, pickled objects that are not
+    tensors and plain containers) is refused with an error naming the file, never unpickled."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} is not a checkpoint of bacl.train (corrupt, or holding objects other "
+                         f"than tensors and plain containers, which are never unpickled): "
+                         f"{load_error_reason(error)}; delete it to start afresh") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a bacl.train checkpoint; "
+                         "delete it to start afresh")
+    return state
 
 
 def _check_pools(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_finite", "check_matrix", "check_positive_number"]
+__all__ = ["check_finite", "check_matrix", "check_positive_number", "load_error_reason"]
 
 
 def check_finite(name: str, tensor: torch.Tensor) -> None:
@@ -31,3 +31,12 @@ def check_positive_number(name: str, value, allow_zero: bool = False) -> float:
     if not ok:
         raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
     return float(value)
+
+
+def load_error_reason(error: BaseException) -> str:
+    """The informative line of a failed ``torch.load(..., weights_only=True)`` (or any load error),
+    without torch's boilerplate, whose advice (retry with weights_only=False) must not be followed
+    for a file of unknown origin."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith(boilerplate)]
+    return f"{type(error).__name__}: {lines[-1].rstrip('.')}" if lines else type(error).__name__

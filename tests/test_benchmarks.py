@@ -1,0 +1,135 @@
+"""The benchmark scripts (benchmarks/) run end to end at toy sizes and write well-formed results.
+
+They measure nothing here: the sizes are far too small for their numbers to mean anything. What
+is checked is that each script runs, writes the JSON its readers (plot.py, report.py, the paper's
+cost claim) expect, and that the Snakemake benchmark reader sums a known tree correctly.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from paper_fixtures import claims
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bank_scaling  # noqa: E402
+import cache_effect  # noqa: E402
+import pipeline_stages  # noqa: E402
+import plot  # noqa: E402
+import report  # noqa: E402
+import step_cost  # noqa: E402
+
+ENVIRONMENT_KEYS = {"torch", "threads", "platform", "cpu_count", "date", "git_commit", "niced", "device"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """One toy run of each timed benchmark into a shared results folder."""
+    out = tmp_path_factory.mktemp("benchmark-results")
+    step_cost.main(["--batch-sizes", "8", "--aligners", "clip", "--repeats", "1", "--rows", "40", "--pool", "8",
+                    "--profile-batch", "8", "--profile-aligners", "clip", "--out", str(out)])
+    bank_scaling.main(["--sizes", "200", "400", "--queries", "16", "--k", "4", "--repeats", "1",
+                       "--kinds", "exact", "faiss-flat", "faiss-ivf", "--out", str(out)])
+    cache_effect.main(["--samples", "40", "--batch-size", "8", "--repeats", "1", "--out", str(out)])
+    return out
+
+
+def _read(results: Path, name: str) -> dict:
+    data = json.loads((results / "details" / f"{name}.json").read_text())
+    assert ENVIRONMENT_KEYS <= set(data["environment"])
+    return data
+
+
+def test_step_cost_measures_every_variant_and_both_ratios(results):
+    data = _read(results, "step_cost")
+    assert {m["variant"] for m in data["measurements"]} == set(step_cost.VARIANTS)
+    for m in data["measurements"]:
+        assert m["seconds_median"] > 0 and m["peak_bytes"] >= m["persistent_bytes"] > 0
+        assert set(m["phases_median"]) == {"batch", "forward", "backward", "optimizer"}
+    (ratios,) = data["ratios"]
+    assert ratios["transformer_reference"] == "match" and ratios["time_vs_plain"]["ratio"] > 0
+    assert ratios["memory_vs_same_transformer"] > 0
+    assert ratios["profile_bacl"]["torch_ops"] and set(ratios["profile_bacl"]["parts_ms"]) == set(step_cost.COMPONENTS)
+    # no batch of 256 was measured, so there is no overhead summary for the paper's cost claim
+    assert not (results / "overhead_summary.json").exists()
+
+
+def test_overhead_summary_is_what_the_cost_claim_reads():
+    ratios = [{"aligner": "clip", "batch_size": 256, "time_vs_same_transformer": {"ratio": 1.1},
+               "time_vs_plain": {"ratio": 20.0}, "memory_vs_same_transformer": 1.02,
+               "memory_extra_bytes_vs_same_transformer": 3e6}]
+    env = {"device": "cpu", "threads": 1, "niced": True}
+    summary = step_cost.summary(ratios, env, quick=False)
+    assert summary["time_overhead"] == pytest.approx(0.1) and summary["memory_overhead_gb"] == pytest.approx(0.003)
+    found = {c["id"].split(".")[1]: c for c in claims.cost_claims({}, [("s.json", summary)], {}, 2.0)}
+    assert found["time_overhead"]["verdict"] == "reproduced"  # +10 % <= 2 x the paper's +8 %
+    assert found["memory_overhead_gb"]["verdict"] == "not testable here"  # GB only at the paper's scale
+    assert step_cost.summary([{**ratios[0], "batch_size": 64}], env, quick=False) is None
+
+
+def test_bank_scaling_reports_time_and_recall_per_index(results):
+    data = _read(results, "bank_scaling")
+    rows = data["measurements"]
+    assert {(r["data"], r["bank_size"], r["kind"]) for r in rows} == {
+        (d, n, k) for d in ("clustered", "isotropic") for n in (200, 400) for k in ("exact", "faiss-flat", "faiss-ivf")}
+    for r in rows:
+        assert r["query_batch_seconds"] > 0 and 0.0 <= r["recall_at_4"] <= 1.0
+        if r["kind"] != "faiss-ivf":
+            assert r["recall_at_4"] == pytest.approx(1.0, abs=0.02)  # exact searches agree (up to float ties)
+    assert bank_scaling.index_options("faiss-ivf", 400) == {"nlist": 10, "nprobe": 10}
+
+
+def test_cache_effect_times_both_epochs(results):
+    data = _read(results, "cache_effect")
+    assert set(data["epoch_seconds"]) == {"clip_from_cache", "clip_with_encoder", "clip_bacl_from_cache"}
+    assert data["steps_per_epoch"] == 5 and data["encode_seconds_per_sample"] > 0
+    assert data["clip_bacl_with_encoder_estimate_seconds"] > data["epoch_seconds"]["clip_bacl_from_cache"]
+
+
+def test_figure_and_report_section_from_the_results(results):
+    written = plot.main(["--results", str(results)])
+    assert [p.name for p in written] == ["cost.png", "cost.pdf"] and all(p.stat().st_size > 0 for p in written)
+    text = report.main(["--results", str(results)]).read_text()
+    for heading in ("### Step time and peak memory", "### BNS candidate search", "### Feature cache"):
+        assert heading in text
+
+
+def _tsv(path: Path, seconds: list[float], max_rss: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["s\th:m:s\tmax_rss\tcpu_time"] + [f"{s}\t0:00:01\t{m}\t{s / 2}" for s, m in zip(seconds, max_rss)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_pipeline_stages_sums_a_fabricated_tree(tmp_path):
+    run = tmp_path / "results" / "toy"
+    _tsv(run / "benchmarks" / "data" / "image_text_train.tsv", [2.0], ["100"])
+    _tsv(run / "benchmarks" / "data" / "image_text_test.tsv", [1.0], ["NA"])  # Snakemake writes NA when unknown
+    _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "seed0.tsv", [10.0, 20.0], ["300", "500"])  # 2 repeats
+    _tsv(run / "theory" / "benchmarks" / "01_rate.tsv", [4.0], ["50"])
+    _tsv(tmp_path / "elsewhere" / "benchmarks" / "02_floor.tsv", [3.0], ["70"])
+    stages = pipeline_stages.stage_table(run, {"theory": tmp_path / "elsewhere"})
+    assert set(stages) == {"data", "train", "theory"}
+    assert stages["data"]["jobs"] == 2 and stages["data"]["seconds"] == 3.0 and stages["data"]["max_rss_mb"] == 100
+    assert stages["train"]["seconds"] == 15.0 and stages["train"]["max_rss_mb"] == 500  # mean over repeats, max RSS
+    assert stages["train"]["cpu_seconds"] == 7.5
+    assert stages["theory"]["jobs"] == 2 and stages["theory"]["seconds"] == 7.0
+    result = pipeline_stages.main([str(run), "--extra", f"theory={tmp_path / 'elsewhere'}", "--out", str(tmp_path)])
+    assert result["total_job_seconds"] == 25.0
+    assert (tmp_path / "details" / "pipeline_stages_toy.json").is_file()
+
+
+def test_pipeline_stages_refuses_what_it_cannot_read(tmp_path):
+    with pytest.raises(ValueError, match="not under a benchmarks/"):
+        pipeline_stages.stage_of(Path("results/x/data.tsv"))
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bad.tsv").write_text("seconds\n1\n")
+    with pytest.raises(ValueError, match="not a Snakemake benchmark file"):
+        pipeline_stages.read_tsv(tmp_path / "benchmarks" / "bad.tsv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no Snakemake benchmark files"):
+        pipeline_stages.main([str(tmp_path / "empty"), "--extra", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="does not exist"):
+        pipeline_stages.main([str(tmp_path / "missing"), "--out", str(tmp_path)])
