@@ -153,14 +153,16 @@ def test_job_times_by_stage_and_the_report_links_everything(tmp_path):
                    "[Claims](claims.md)"):
         assert needed in text
     assert "not available" in report.report_markdown("c", "unknown", "cmd", None, {}, "", [], [], [])
-    assert "invocation that wrote this report, from its start to this report: 42.0 min" in report.report_markdown(
-        "c", "unknown", "cmd", None, {}, "", [], [], [], elapsed_s=42 * 60)
+    text = report.report_markdown("c", "unknown", "cmd", None, {}, "", [], [], [],
+                                  invocations=[("2026-11-29 06:46", 50.6 * 60), ("2026-11-29 08:00", 90.0)])
+    assert "started 2026-11-29 06:46, 50.6 min; started 2026-11-29 08:00, 1.5 min" in text
 
 
-def test_the_elapsed_time_counts_from_the_newest_snakemake_log():
+def test_invocation_times_come_from_the_snakemake_logs_oldest_first():
     report = load("report")
     now = datetime.datetime(2026, 11, 29, 8, 0, 0)
-    logs = [".snakemake/log/2026-11-29T064337.149780.snakemake.log",
-            ".snakemake/log/2026-11-29T071500.000000.snakemake.log", ".snakemake/log/notes.txt"]
-    assert report.invocation_elapsed(logs, now) == 45 * 60
-    assert report.invocation_elapsed(["x.log"], now) is None
+    finished = datetime.datetime(2026, 11, 29, 7, 30, 0).timestamp()
+    logs = {".snakemake/log/2026-11-29T071500.000000.snakemake.log": now.timestamp(),
+            ".snakemake/log/2026-11-29T064500.500000.snakemake.log": finished, ".snakemake/log/notes.log": 0.0}
+    assert report.invocation_times(logs, now) == [("2026-11-29 06:45", 45 * 60 - 0.5), ("2026-11-29 07:15", 45 * 60)]
+    assert report.invocation_times({"x.log": 0.0}, now) == []

@@ -276,4 +276,24 @@ def test_encoders_table_shows_scalars_of_every_report():
         table_encoders.scalar_fields([1, 2])
 
 
+def test_encoder_quality_table_has_one_row_per_benchmark_and_every_negative_kind():
+    table_encoder_quality = load("table_encoder_quality")
+    image = evaluation(0.6, 0.8, accuracy=0.4, method="zero_shot")
+    video = evaluation(0.1, 0.3, accuracy=0.2, method="zero_shot")
+    video["boundary"]["per_type"] = {"order_swap": {"accuracy": 0.45}}
+    records = [{"benchmark": b, "split": "test", "method": "zero_shot", "seed": 0, "result": r}
+               for b, r in (("image_text", image), ("video_text", video))]
+    records.append({"benchmark": "audio_text", "split": "test", "method": "clip", "seed": 0,
+                    "result": evaluation(0.5, 0.5)})  # not the floor: no row
+    summary = {"results": aggregate.summarise(records)}
+    table = table_encoder_quality.encoder_quality_table(summary, "zero_shot", "test", "mean", "Frozen")
+    assert table.columns[-2:] == ["binding_swap (pairs)", "order_swap (pairs)"]
+    image_row, video_row = table.rows
+    assert image_row[0] == "image_text" and image_row[1].mean == pytest.approx(70.0)
+    assert image_row[3].mean == pytest.approx(40.0) and image_row[-1] is None and image_row[-2].mean == pytest.approx(40.0)
+    assert video_row[-1].mean == pytest.approx(45.0) and video_row[-2] is None
+    with pytest.raises(ValueError, match="no result"):
+        table_encoder_quality.encoder_quality_table(summary, "zero_shot", "test_heldout", "mean", "Frozen")
+
+
 # --- training summary ---------------------------------------------------------------------------

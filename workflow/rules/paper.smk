@@ -57,6 +57,9 @@ if "test_heldout" in EVAL_SPLITS:
 _TABLES.update({name: spec["title"] for name, spec in _ABLATIONS.items()})
 if _PRETRAINED_FAMILIES:
     _TABLES["encoders"] = "Frozen encoders: CLIP pre-training of the CPU-scale towers"
+_FLOOR_METHOD = next(iter(TABLES.get("floor", {}).values()), None)
+if _FLOOR_METHOD is not None:
+    _TABLES["encoder_quality"] = f"Frozen encoders on each benchmark, before any head is trained (split {PAPER_SPLIT})"
 _FIGURES = {"training_curves": "Training curves (total loss)"}
 if _BNS_METHODS:
     _FIGURES.update({"schedule_alpha": "α(η) of the three curriculum presets",
@@ -166,6 +169,26 @@ rule paper_table_reranked:
         f"{RESULTS}/logs/paper/table_reranked.log",
     script:
         "../scripts/table_reranked.py"
+
+
+if _FLOOR_METHOD is not None:
+
+    rule paper_table_encoder_quality:
+        input:
+            f"{PAPER}/data/results.json",
+        output:
+            **table_outputs("encoder_quality"),
+        params:
+            method=_FLOOR_METHOD,
+            split=PAPER_SPLIT,
+            direction=PAPER_DIRECTION,
+            title=_TABLES["encoder_quality"],
+        conda:
+            "../../environment.yml"
+        log:
+            f"{RESULTS}/logs/paper/table_encoder_quality.log",
+        script:
+            "../scripts/table_encoder_quality.py"
 
 
 for _name, _spec in _ABLATIONS.items():

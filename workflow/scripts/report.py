@@ -32,19 +32,26 @@ def job_times(tsv_texts: dict[str, str], root: str) -> dict:
             "by_stage": {stage: {"jobs": len(v), "sum_s": sum(v), "max_s": max(v)} for stage, v in by_stage.items()}}
 
 
-def invocation_elapsed(log_names: list[str], now: datetime.datetime) -> float | None:
-    """Seconds since the newest Snakemake invocation started, from its log's name
-    (``.snakemake/log/2026-11-29T064337.149780.snakemake.log``, local time); None without one.
-    This is the elapsed time of the run that writes the report: a run resumed after an
-    interruption counts from the resume."""
-    starts = []
-    for name in log_names:
-        stamp = os.path.basename(name).split(".snakemake.log")[0]
+def invocation_times(logs: dict[str, float], now: datetime.datetime) -> list[tuple[str, float]]:
+    """(start, elapsed seconds) of every Snakemake invocation in this working directory, oldest
+    first, from its log (``.snakemake/log/2026-11-29T064337.149780.snakemake.log``: start in the
+    name, local time; end = the log's last write). The newest is the invocation writing the report,
+    still running: it ends now.
+
+    Args:
+        logs: log path -> its modification time (seconds since the epoch); other names are ignored.
+    """
+    runs = []
+    for path, mtime in logs.items():
+        stamp = os.path.basename(path).split(".snakemake.log")[0]
         try:
-            starts.append(datetime.datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f"))
+            runs.append((datetime.datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f"), mtime))
         except ValueError:
             continue
-    return (now - max(starts)).total_seconds() if starts else None
+    runs.sort()
+    return [(start.strftime("%Y-%m-%d %H:%M"),
+             ((now if i == len(runs) - 1 else datetime.datetime.fromtimestamp(mtime)) - start).total_seconds())
+            for i, (start, mtime) in enumerate(runs)]
 
 
 def _hours(seconds: float) -> str:
@@ -53,12 +60,12 @@ def _hours(seconds: float) -> str:
 
 def report_markdown(config_name: str, commit: str, command: str, times: dict | None, counts: dict,
                     main_table: str, tables: list[dict], figures: list[dict], links: list[tuple[str, str]],
-                    elapsed_s: float | None = None) -> str:
+                    invocations: list[tuple[str, float]] | None = None) -> str:
     """The whole README.md.
 
     Args:
         times: :func:`job_times` output, or None when no job was benchmarked.
-        elapsed_s: :func:`invocation_elapsed`, or None when unknown.
+        invocations: :func:`invocation_times`, or None when unknown.
         counts: verdict -> number of claims (claims.json's ``counts``).
         main_table: the headline table's Markdown.
         tables: ``{"title", "files": {extension: relative path}}`` per table.
@@ -80,10 +87,11 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
                      f"time is shorter), longest job {_hours(times['max_s'])}; by stage: {stages}.")
     else:
         lines.append("* Measured job wall time: not available (no benchmark files).")
-    if elapsed_s is not None:
-        lines.append(f"* Elapsed time of the `snakemake` invocation that wrote this report, from its start to "
-                     f"this report: {_hours(elapsed_s)} (from its log in `.snakemake/log`; a resumed run "
-                     "counts from the resume).")
+    if invocations:
+        runs = "; ".join(f"started {start}, {_hours(seconds)}" for start, seconds in invocations)
+        lines.append(f"* Elapsed time of the `snakemake` invocations in this working directory (from their logs in "
+                     f"`.snakemake/log`; the last one wrote this report, a rerun after an interruption or a change "
+                     f"only redoes what is missing or outdated): {runs}.")
     ordered = [verdict for verdict in VERDICT_ORDER if verdict in counts] + sorted(set(counts) - set(VERDICT_ORDER))
     lines += ["", "## Claims", "", "Verdicts, by the mechanical rules stated in [claims.md](claims.md): "
               + ", ".join(f"**{counts[verdict]}** {verdict}" for verdict in ordered) + ".", "",
@@ -118,7 +126,8 @@ def main(snakemake) -> None:
     links = [(title, rel(path)) for title, path in params.links]
     text = report_markdown(params.config_name, git_commit(), params.command, job_times(tsvs, params.benchmarks_dir),
                            claims["counts"], Path(snakemake.input.main_table).read_text(), tables, figures, links,
-                           invocation_elapsed(glob.glob(".snakemake/log/*.snakemake.log"), datetime.datetime.now()))
+                           invocation_times({path: os.path.getmtime(path) for path in glob.glob(".snakemake/log/*.log")},
+                                            datetime.datetime.now()))
     Path(snakemake.output[0]).write_text(text)
     logging.info("wrote %s", snakemake.output[0])
 

@@ -1,0 +1,68 @@
+"""How good the frozen encoders are on each benchmark before any head is trained: the zero-shot
+floor's retrieval and its boundary accuracy, overall and per kind of boundary negative. A useful
+testbed needs encoders that are clearly above chance and clearly below perfect on boundary
+negatives (coarsely aligned, like CLIP)."""
+
+import logging
+
+from paper_common import DIRECTION_WORDS, Table, cell, percent, read_json
+
+# (column label, metric path); "{direction}" is filled in. Boundary "all" = the true caption beats
+# every one of its negatives; the per-kind and "pairs" columns are pairwise (true vs one negative,
+# chance 50 %).
+QUALITY_METRICS = (
+    ("R@1", "retrieval.{direction}.R@1"),
+    ("R@10", "retrieval.{direction}.R@10"),
+    ("boundary acc (all negatives)", "boundary.accuracy"),
+    ("boundary acc (pairs)", "boundary.pairwise_accuracy"),
+)
+PER_TYPE = "boundary.per_type.{}.accuracy"
+
+
+def negative_types(summary: dict, method: str, split: str) -> list[str]:
+    """Every kind of boundary negative the method was scored on, in first-seen order."""
+    kinds = []
+    for splits in summary["results"].values():
+        metrics = splits.get(split, {}).get(method, {}).get("metrics", {})
+        for name in metrics:
+            parts = name.split(".")
+            if name.startswith("boundary.per_type.") and parts[-1] == "accuracy" and parts[2] not in kinds:
+                kinds.append(parts[2])
+    return kinds
+
+
+def encoder_quality_table(summary: dict, method: str, split: str, direction: str, title: str) -> Table:
+    """One row per benchmark on which ``method`` (the zero-shot floor) was evaluated.
+
+    Raises ValueError when ``method`` has no result on ``split`` (nothing to show).
+    """
+    benchmarks = [b for b, splits in summary["results"].items() if method in splits.get(split, {})]
+    if not benchmarks:
+        raise ValueError(f"method {method!r} has no result on split {split!r}")
+    kinds = negative_types(summary, method, split)
+    columns = (["Benchmark"] + [label for label, _ in QUALITY_METRICS]
+               + [f"{kind} (pairs)" for kind in kinds])
+    rows = []
+    for benchmark in benchmarks:
+        values = [percent(cell(summary, benchmark, split, method, path.format(direction=direction)))
+                  for _, path in QUALITY_METRICS]
+        values += [percent(cell(summary, benchmark, split, method, PER_TYPE.format(kind))) for kind in kinds]
+        rows.append([benchmark] + values)
+    notes = [f"The frozen encoders with no head ({method}), split {split}, in percent; R@k is "
+             f"{DIRECTION_WORDS[direction]}. Chance pairwise boundary accuracy is 50 %; chance for 'all negatives' "
+             "is 1 / (1 + the number of negatives). – : no negative of that kind in the benchmark."]
+    return Table(title, columns, rows, notes)
+
+
+def main(snakemake) -> None:
+    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    params = snakemake.params
+    table = encoder_quality_table(read_json(snakemake.input[0]), params.method, params.split, params.direction,
+                                  params.title)
+    out = snakemake.output
+    table.write(out.md, out.csv, out.tex, out.html)
+    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
