@@ -22,7 +22,9 @@ _TRAIN_RUNS = [{"benchmark": b, "method": m, "seed": s} for b, m, s in runs() if
 _BNS_METHODS = TABLES.get("schedules") or {label: m for label, m in TABLES.get("main", {}).items()
                                            if config["methods"][m].get("bns")}
 _ATTENTION_METHOD = TABLES.get("components", {}).get("full")
-_HAS_ATTENTION = (FIGURE_BENCHMARK in BENCHMARKS and _ATTENTION_METHOD is not None
+# The maps show boundary negatives, which only the synthetic benchmarks have (REAL_BENCHMARKS: realdata.smk).
+_HAS_ATTENTION = (FIGURE_BENCHMARK in BENCHMARKS and FIGURE_BENCHMARK not in REAL_BENCHMARKS
+                  and _ATTENTION_METHOD is not None
                   and config["methods"][_ATTENTION_METHOD].get("cla", False)
                   and _ATTENTION_METHOD in methods_for(FIGURE_BENCHMARK))
 _PRETRAINED_FAMILIES = sorted({f for b in BENCHMARKS for f in ENCODER_FAMILIES[b]
