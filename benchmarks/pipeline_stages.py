@@ -1,0 +1,145 @@
+"""Wall time and memory of the pipeline's stages, from the files Snakemake's ``benchmark:`` writes.
+
+Each rule with a ``benchmark:`` directive leaves one TSV per job (columns ``s``, ``max_rss`` in
+MB, ``cpu_time``, ...; one row per repeat) under ``<run>/benchmarks/<stage>/...``; the theory
+notebooks under ``<theory results>/benchmarks/``. The stage is the folder right under
+``benchmarks/`` (data, encoders, features, train, ...), or the folder that holds ``benchmarks/``
+when the TSV sits directly in it (theory); every TSV under an ``--extra STAGE=FOLDER`` counts as
+STAGE (by default the run's theory results folder, when it lies outside the run). Per stage: jobs, summed job seconds, the longest job,
+summed CPU seconds and the largest max_rss. Jobs of a stage run in parallel under
+``--cores``, so summed seconds are the stage's compute, not its elapsed time.
+
+    .venv/bin/python benchmarks/pipeline_stages.py results/cpu-default
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import yaml
+
+from bacl.config import ConfigError, validate_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DETAILS, RESULTS, ROOT, write_json  # noqa: E402
+
+__all__ = ["stage_of", "read_tsv", "stage_table"]
+
+
+def stage_of(path: Path) -> str:
+    """The stage a benchmark TSV belongs to (see module docstring)."""
+    parts = path.parts
+    if "benchmarks" not in parts:
+        raise ValueError(f"{path} is not under a benchmarks/ folder")
+    at = len(parts) - 1 - parts[::-1].index("benchmarks")
+    below = parts[at + 1:-1]
+    if below:
+        return below[0]
+    if at == 0:
+        raise ValueError(f"{path}: a TSV directly in a top-level benchmarks/ folder has no stage")
+    return parts[at - 1]
+
+
+def read_tsv(path: Path) -> list[dict[str, float]]:
+    """The rows of one Snakemake benchmark TSV, numeric columns as floats ('NA' and h:m:s dropped)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if not rows or "s" not in rows[0]:
+        raise ValueError(f"{path} is not a Snakemake benchmark file (no 's' column or no rows)")
+    out = []
+    for row in rows:
+        values = {}
+        for key, value in row.items():
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):  # "NA", "0:00:26"
+                continue
+        out.append(values)
+    return out
+
+
+def _theory_dir(run: Path) -> Path | None:
+    """The theory notebooks' results folder named in the run's config copy, when outside the run.
+
+    Paths in a config are relative to the checkout Snakemake ran in: the folder that holds the run
+    as its ``results_dir`` (so a run of another checkout is read with that checkout's theory results).
+    """
+    config_path = run / "config.yaml"
+    if not config_path.is_file():
+        return None
+    try:  # validation fills the schema's defaults (theory.results_dir when the copy does not set it)
+        config = validate_config(yaml.safe_load(config_path.read_text()) or {})
+    except ConfigError:  # a config of an older schema: its theory results cannot be located
+        return None
+    run = run.resolve()
+    results_parts = Path(config["results_dir"]).parts
+    checkout = run.parents[len(results_parts) - 1] if run.parts[-len(results_parts):] == results_parts else ROOT
+    path = checkout / config["theory"]["results_dir"]
+    return None if path.resolve().is_relative_to(run) else path
+
+
+def stage_table(run: Path, extra: dict[str, Path] | None = None) -> dict[str, dict]:
+    """Per-stage totals over every benchmark TSV under ``run``, plus those under each ``extra``
+    folder, which all count towards the stage it is keyed by (e.g. {"theory": theory/results})."""
+    files = [(path, stage_of(path)) for path in sorted(run.rglob("benchmarks/**/*.tsv"))]
+    for stage, folder in (extra or {}).items():
+        files += [(path, stage) for path in sorted(folder.rglob("benchmarks/**/*.tsv"))]
+    stages: dict[str, dict] = {}
+    for path, stage in dict(files).items():  # a folder given twice counts once
+        rows = read_tsv(path)
+        seconds = sum(r["s"] for r in rows) / len(rows)  # the mean over Snakemake's repeats
+        entry = stages.setdefault(stage, {"jobs": 0, "seconds": 0.0, "longest_job_seconds": 0.0,
+                                          "longest_job": "", "cpu_seconds": 0.0, "max_rss_mb": 0.0})
+        entry["jobs"] += 1
+        entry["seconds"] += seconds
+        entry["cpu_seconds"] += sum(r.get("cpu_time", 0.0) for r in rows) / len(rows)
+        entry["max_rss_mb"] = max(entry["max_rss_mb"], *(r.get("max_rss", 0.0) for r in rows))
+        if seconds > entry["longest_job_seconds"]:
+            entry["longest_job_seconds"], entry["longest_job"] = seconds, _shown(path)
+    return stages
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it: results stay comparable across checkouts."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
+def _extra(text: str) -> tuple[str, Path]:
+    """argparse type for STAGE=FOLDER."""
+    stage, sep, folder = text.partition("=")
+    if not sep or not stage or not folder:
+        raise ValueError(f"expected STAGE=FOLDER, got {text!r}")
+    return stage, Path(folder)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="a pipeline run's results folder, e.g. results/cpu-default")
+    parser.add_argument("--extra", type=_extra, nargs="*", default=None, metavar="STAGE=FOLDER",
+                        help="more folders with benchmarks/ inside, counted as STAGE (default: "
+                             "theory=<the run config's theory.results_dir> when that lies outside the run)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if not args.run.is_dir():
+        raise ValueError(f"run folder {args.run} does not exist")
+    theory = _theory_dir(args.run)
+    extra = dict(args.extra) if args.extra is not None else ({"theory": theory} if theory and theory.is_dir() else {})
+    stages = stage_table(args.run, extra)
+    if not stages:
+        raise ValueError(f"no Snakemake benchmark files (benchmarks/**/*.tsv) under {args.run} or {extra}")
+    total = sum(s["seconds"] for s in stages.values())
+    for name, s in sorted(stages.items(), key=lambda item: -item[1]["seconds"]):
+        print(f"{name:10s} {s['jobs']:4d} jobs {s['seconds']:9.1f} job-s ({100 * s['seconds'] / total:4.1f} %)  "
+              f"longest {s['longest_job_seconds']:8.1f} s  max_rss {s['max_rss_mb']:7.0f} MB")
+    result = {"benchmark": "pipeline_stages", "run": _shown(args.run), "extra": {k: _shown(v) for k, v in extra.items()},
+              "stages": stages, "total_job_seconds": total}
+    write_json(args.out / DETAILS / f"pipeline_stages_{args.run.name}.json", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
