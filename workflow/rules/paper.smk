@@ -389,7 +389,11 @@ rule paper_report:
                ("Claims as JSON", f"{PAPER}/claims.json"),
                ("Assumptions and choices of this reproduction", "paper/ASSUMPTIONS.md"),
                ("Seed statistics of every evaluation", f"{PAPER}/data/results.json"),
-               ("Training curves and job costs", f"{PAPER}/data/training.json")],
+               ("Training curves and job costs", f"{PAPER}/data/training.json")]
+        # The cost benchmarks run outside the DAG (benchmarks/README.md); their report when present.
+        + [(title, path) for title, path in (("Cost benchmarks: BACL's time and memory overhead, BNS search, "
+                                              "feature cache", "benchmarks/results/cost.md"),
+                                             ("Cost figure", "benchmarks/results/cost.png")) if os.path.exists(path)],
     conda:
         "../../environment.yml"
     log:
