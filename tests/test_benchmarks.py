@@ -1,7 +1,7 @@
 """The benchmark scripts (benchmarks/) run end to end at toy sizes and write well-formed results.
 
 They measure nothing here: the sizes are far too small for their numbers to mean anything. What
-is checked is that each script runs, writes the JSON its readers (plot.py, report.py, the paper's
+is checked is that each script runs, writes the JSON its readers (plot.py, cost_report.py, the paper's
 cost claim) expect, and that the Snakemake benchmark reader sums a known tree correctly.
 """
 
@@ -19,7 +19,7 @@ import bank_scaling  # noqa: E402
 import cache_effect  # noqa: E402
 import pipeline_stages  # noqa: E402
 import plot  # noqa: E402
-import report  # noqa: E402
+import cost_report  # noqa: E402
 import step_cost  # noqa: E402
 
 ENVIRONMENT_KEYS = {"torch", "threads", "platform", "cpu_count", "date", "git_commit", "niced", "device"}
@@ -92,7 +92,7 @@ def test_cache_effect_times_both_epochs(results):
 def test_figure_and_report_section_from_the_results(results):
     written = plot.main(["--results", str(results)])
     assert [p.name for p in written] == ["cost.png", "cost.pdf"] and all(p.stat().st_size > 0 for p in written)
-    text = report.main(["--results", str(results)]).read_text()
+    text = cost_report.main(["--results", str(results)]).read_text()
     for heading in ("### Step time and peak memory", "### BNS candidate search", "### Feature cache"):
         assert heading in text
 

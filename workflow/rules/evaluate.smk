@@ -17,6 +17,8 @@ rule evaluate:
         "../../environment.yml"
     log:
         f"{RESULTS}/logs/eval/{{benchmark}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{benchmark}}/{{method}}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m bacl evaluate --config {input.config} --method {wildcards.method} --test {input.features}"
         " {params.weights} --out {output} --threads {threads} --quiet > {log} 2>&1"
