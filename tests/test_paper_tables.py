@@ -1,6 +1,7 @@
 """The paper stage's aggregation, tables and claims (workflow/scripts) on tiny hand-made inputs."""
 
 import math
+import types
 
 import pytest
 from hypothesis import given
@@ -87,6 +88,9 @@ def test_table_renders_markdown_csv_latex_and_html(tmp_path):
     paths = [tmp_path / f"t.{ext}" for ext in ("md", "csv", "tex", "html")]
     table.write(*paths)
     assert all(path.stat().st_size > 0 for path in paths)
+    outputs = types.SimpleNamespace(**{ext: tmp_path / "rule" / f"t.{ext}" for ext in ("md", "csv", "tex", "html")})
+    table.write_outputs(outputs)  # a table rule's named outputs
+    assert [outputs.md.read_text(), outputs.html.read_text()] == [paths[0].read_text(), paths[3].read_text()]
     with pytest.raises(ValueError, match="rows \\[0\\]"):
         common.Table("bad", ["a", "b"], [["only one"]])
     with pytest.raises(ValueError, match="direction"):

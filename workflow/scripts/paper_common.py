@@ -10,6 +10,7 @@ Tables show them in percent, like the paper.
 import csv
 import html
 import json
+import logging
 import math
 import subprocess
 from dataclasses import dataclass, field
@@ -206,3 +207,9 @@ class Table:
             csv.writer(handle).writerows(self.csv_rows())
         Path(latex_path).write_text(self.latex())
         Path(html_path).write_text(self.html())
+
+    def write_outputs(self, outputs) -> None:
+        """All four renderings to a table rule's outputs (named md, csv, tex, html, as the rules'
+        ``table_outputs`` declares them), logged."""
+        self.write(outputs.md, outputs.csv, outputs.tex, outputs.html)
+        logging.info("wrote %s (%d rows)", outputs.md, len(self.rows))

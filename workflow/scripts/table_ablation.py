@@ -95,9 +95,7 @@ def main(snakemake) -> None:
     table = ablation_table(read_json(snakemake.input[0]), dict(params.group), params.split, list(params.metrics),
                            params.direction, params.title, params.reference, params.sum_of_parts,
                            params.row_format)
-    out = snakemake.output
-    table.write(out.md, out.csv, out.tex, out.html)
-    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+    table.write_outputs(snakemake.output)
 
 
 if "snakemake" in globals():

@@ -59,9 +59,7 @@ def main(snakemake) -> None:
     params = snakemake.params
     table = encoder_quality_table(read_json(snakemake.input[0]), params.method, params.split, params.direction,
                                   params.title)
-    out = snakemake.output
-    table.write(out.md, out.csv, out.tex, out.html)
-    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+    table.write_outputs(snakemake.output)
 
 
 if "snakemake" in globals():

@@ -46,9 +46,7 @@ def main(snakemake) -> None:
     logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
     reports = {family: read_json(path) for family, path in zip(snakemake.params.families, snakemake.input)}
     table = encoders_table(reports, snakemake.params.title)
-    out = snakemake.output
-    table.write(out.md, out.csv, out.tex, out.html)
-    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+    table.write_outputs(snakemake.output)
 
 
 if "snakemake" in globals():

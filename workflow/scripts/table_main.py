@@ -59,9 +59,7 @@ def main(snakemake) -> None:
     rows = {**params.floor, **params.rows}
     table = main_table(read_json(snakemake.input[0]), rows, params.split, params.direction, params.with_paper,
                        params.title)
-    out = snakemake.output
-    table.write(out.md, out.csv, out.tex, out.html)
-    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+    table.write_outputs(snakemake.output)
 
 
 if "snakemake" in globals():

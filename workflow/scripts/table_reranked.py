@@ -46,9 +46,7 @@ def main(snakemake) -> None:
     params = snakemake.params
     table = reranked_table(read_json(snakemake.input[0]), dict(params.methods), params.split, params.direction,
                            params.title)
-    out = snakemake.output
-    table.write(out.md, out.csv, out.tex, out.html)
-    logging.info("wrote %s (%d rows)", out.md, len(table.rows))
+    table.write_outputs(snakemake.output)
 
 
 if "snakemake" in globals():
