@@ -113,10 +113,12 @@ class FeatureSet:
     def batch(self, index: torch.Tensor, candidates: bool = False, pool_size: int | None = None) -> FeatureBatch:
         """A FeatureBatch of rows ``index`` (B,); with ``candidates`` the BNS pools of each row
         (its first ``pool_size`` retrieved neighbours, all when None) as CandidatePools on this set."""
+        # Token features stay in their stored dtype (fp16 in the cache): only the rows the
+        # cross-modal Transformer sees are cast, by the loss (32 of 256 anchors at the default).
         batch = FeatureBatch(
             x=self._float("x", index), text=self._float("text", index),
-            x_tokens=self._float("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
-            text_tokens=self._float("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
+            x_tokens=self._get("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
+            text_tokens=self._get("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
             modalities={name: self._float(f"modality_{name}", index) for name in self.modality_names},
         )
         if candidates:

@@ -27,7 +27,7 @@ from .attention import CrossModalTransformer, contrastive_local_attention_loss
 from .candidates import CandidatePool, ScoredPool, candidate_pool
 from .distributed import gather_features
 from .sampler import BoundarySampler
-from .validation import check_matrix, check_positive_number, checked_token_mask
+from .validation import check_floating, check_matrix, check_positive_number, checked_token_mask
 
 __all__ = ["BACLLoss", "contrastive_logits_loss"]
 
@@ -163,11 +163,12 @@ class BACLLoss(nn.Module):
                 anchor (e.g. from the coarse-aligned index); without them the batch is the pool.
             candidate_text_mask: optional (B, P) bool, True where admissible.
             candidate_image_features, candidate_image_mask: the same for text anchors.
-            image_tokens: (B, Li, Dv) frozen image token features; text_tokens: (B, Lt, Dt).
+            image_tokens: (B, Li, Dv) frozen image token features; text_tokens: (B, Lt, Dt); any
+                float dtype: the rows the Transformer sees are cast to its parameters' dtype.
             image_token_mask, text_token_mask: (B, Li), (B, Lt) bool, True = real token.
             candidate_text_tokens: (B, P, Lt, Dt) tokens of the retrieved text candidates, needed
-                for CLA when ``candidate_text_features`` is given (any float dtype: the chosen
-                negative's are cast to ``text_tokens``'s); mask (B, P, Lt).
+                for CLA when ``candidate_text_features`` is given (any float dtype, like
+                ``text_tokens``); mask (B, P, Lt).
             generator: torch.Generator for the Gumbel noise (reproducible draws).
             output_dict: return the weighted terms in a dict instead of their sum.
         """
@@ -243,6 +244,8 @@ class BACLLoss(nn.Module):
                      text_tokens, text_token_mask):
         """CLA and match losses on the positive pair vs the hardest BNS text negative."""
         batch = image_features.shape[0]
+        check_floating("image_tokens", image_tokens)  # their values: by the Transformer, on the rows it sees
+        check_floating("text_tokens", text_tokens)
         text_token_mask = checked_token_mask(text_token_mask, text_tokens, "text_token_mask")
         image_token_mask = checked_token_mask(image_token_mask, image_tokens, "image_token_mask")
         if pool.candidates is not None and pool.candidates.tokens_store is None:
@@ -274,10 +277,12 @@ class BACLLoss(nn.Module):
             negative_mask = text_token_mask[hardest[keep] - offset]
         else:  # only the kept anchors' negatives are read from the store and cast
             negative_tokens, negative_mask = pool.candidates.tokens(keep, hardest[keep])
-            negative_tokens = negative_tokens.to(text_tokens.dtype)
             negative_mask = checked_token_mask(negative_mask, negative_tokens, "candidate_text_token_mask")
-        image_tokens, image_token_mask = image_tokens[keep], image_token_mask[keep]
-        text_tokens, text_token_mask = text_tokens[keep], text_token_mask[keep]
+        # Tokens of any float dtype: only the rows the Transformer sees are cast to its dtype.
+        dtype = next(self.cross_modal.parameters()).dtype
+        negative_tokens = negative_tokens.to(dtype)
+        image_tokens, image_token_mask = image_tokens[keep].to(dtype), image_token_mask[keep]
+        text_tokens, text_token_mask = text_tokens[keep].to(dtype), text_token_mask[keep]
         positive_out = self.cross_modal(text_tokens, image_tokens, text_token_mask, image_token_mask)
         negative_out = self.cross_modal(negative_tokens, image_tokens, negative_mask, image_token_mask)
         pair_mask = (text_token_mask & negative_mask)[:, :, None] & image_token_mask[:, None, :]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_finite", "check_matrix", "check_positive_number", "load_error_reason", "checked_token_mask"]
+__all__ = ["check_finite", "check_floating", "check_matrix", "check_positive_number", "load_error_reason", "checked_token_mask"]
 
 
-def check_finite(name: str, tensor: torch.Tensor) -> None:
-    """Raise if ``tensor`` is not a floating tensor or holds NaN or inf."""
+def check_floating(name: str, tensor: torch.Tensor) -> None:
+    """Raise if ``tensor`` is not a floating-point torch.Tensor (no pass over its values)."""
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Raise if ``tensor`` is not a floating tensor or holds NaN or inf."""
+    check_floating(name, tensor)
     # A sum is finite only if every term is (NaN and inf propagate), so one reduction settles the
     # common case at a 30th of isfinite's cost; a non-finite sum may be an overflow of finite
     # values, so only then is every element looked at.

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..candidates import CandidatePool
 from ..losses import BACLLoss
+from ..validation import check_floating
 
 __all__ = ["FeatureBatch", "FeatureDims", "ProjectionHead", "Aligner", "CLIPAligner", "ZeroShotAligner"]
 
@@ -35,9 +36,9 @@ class FeatureBatch:
 
     x: torch.Tensor  # (B, Ex)
     text: torch.Tensor  # (B, Et)
-    x_tokens: torch.Tensor | None = None  # (B, Lx, Dx)
+    x_tokens: torch.Tensor | None = None  # (B, Lx, Dx), any float dtype (cast where used)
     x_token_mask: torch.Tensor | None = None  # (B, Lx) bool
-    text_tokens: torch.Tensor | None = None  # (B, Lt, Dt)
+    text_tokens: torch.Tensor | None = None  # (B, Lt, Dt), any float dtype (cast where used)
     text_token_mask: torch.Tensor | None = None  # (B, Lt) bool
     modalities: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, E_name)
     candidate_text: CandidatePool | None = None  # (B, P) rows of the texts (Et) and text tokens
@@ -122,9 +123,13 @@ class Aligner(nn.Module):
         return None
 
     def match_logits(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
+        """(n,) match logits of n (x, text) pairs; tokens of any float dtype, cast to the Transformer's."""
         if self.cross_modal is None:
             raise ValueError(f"{type(self).__name__} has no match head")
-        return self.cross_modal(text_tokens, x_tokens, text_token_mask, x_token_mask).match_logit
+        check_floating("x_tokens", x_tokens)
+        check_floating("text_tokens", text_tokens)
+        dtype = next(self.cross_modal.parameters()).dtype
+        return self.cross_modal(text_tokens.to(dtype), x_tokens.to(dtype), text_token_mask, x_token_mask).match_logit
 
     def local_attention(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
         """(n, Lt, Lx) last-layer cross-attention of the text tokens over the x tokens."""
