@@ -222,7 +222,7 @@ def measure(config: dict, features: FeatureSet, aligner: str, batch_size: int, a
               "memory_vs_plain": memory("bacl", "base"), "memory_vs_same_transformer": memory("bacl", reference),
               "memory_extra_bytes_vs_same_transformer": by["bacl"]["peak_bytes"] - by[reference]["peak_bytes"]}
     if batch_size == args.profile_batch and aligner in args.profile_aligners and not args.device.startswith("cuda"):
-        ratios["profile_bacl"] = where_time_goes(steps["bacl"])
+        ratios["profile_bacl"] = where_time_goes(steps["bacl"], args.profile_steps)
     return rows, ratios
 
 
@@ -263,6 +263,8 @@ def parse_args(argv=None):
                         "pipeline's jobs)")
     parser.add_argument("--profile-batch", type=int, default=GOAL_BATCH, help="profile BACL's step at this batch")
     parser.add_argument("--profile-aligners", nargs="*", default=["clip", "m3jepa"])
+    parser.add_argument("--profile-steps", type=positive_int, default=5, help="steps profiled (default 5: the "
+                        "median over them drops a preempted step)")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the config whose BACL/Transformer settings count")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

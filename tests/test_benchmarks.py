@@ -30,7 +30,7 @@ def results(tmp_path_factory) -> Path:
     """One toy run of each timed benchmark into a shared results folder."""
     out = tmp_path_factory.mktemp("benchmark-results")
     step_cost.main(["--batch-sizes", "8", "--aligners", "clip", "--repeats", "1", "--rows", "40", "--pool", "8",
-                    "--profile-batch", "8", "--profile-aligners", "clip", "--out", str(out)])
+                    "--profile-batch", "8", "--profile-aligners", "clip", "--profile-steps", "1", "--out", str(out)])
     bank_scaling.main(["--sizes", "200", "400", "--queries", "16", "--k", "4", "--repeats", "1",
                        "--kinds", "exact", "faiss-flat", "faiss-ivf", "--out", str(out)])
     cache_effect.main(["--samples", "40", "--batch-size", "8", "--repeats", "1", "--out", str(out)])
