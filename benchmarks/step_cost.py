@@ -219,6 +219,7 @@ def measure(config: dict, features: FeatureSet, aligner: str, batch_size: int, a
     ratios = {"aligner": aligner, "batch_size": batch_size, "transformer_reference": reference,
               "time_vs_plain": ratio_stats(samples["bacl"], samples["base"]),
               "time_vs_same_transformer": ratio_stats(samples["bacl"], samples[reference]),
+              "time_bns_vs_plain": ratio_stats(samples["bns"], samples["base"]),
               "memory_vs_plain": memory("bacl", "base"), "memory_vs_same_transformer": memory("bacl", reference),
               "memory_extra_bytes_vs_same_transformer": by["bacl"]["peak_bytes"] - by[reference]["peak_bytes"]}
     if batch_size == args.profile_batch and aligner in args.profile_aligners and not args.device.startswith("cuda"):
