@@ -97,6 +97,22 @@ def test_figure_and_report_section_from_the_results(results):
         assert heading in text
 
 
+def test_before_and_after_table_reads_both_runs():
+    def run(commit: str, scale: float) -> dict:
+        measurements = [{"aligner": "clip", "batch_size": 256, "variant": v, "seconds": [t * scale, 2 * t * scale],
+                         "seconds_median": 1.5 * t * scale, "peak_bytes": int(1e6 * t)}
+                        for v, t in (("base", 1.0), ("bns", 4.0), ("match", 10.0), ("bacl", 12.0))]
+        return {"environment": {"git_commit": commit, "date": "2026-11-30T00:00:00"}, "measurements": measurements}
+
+    text = "\n".join(cost_report.before_after_section(after=run("b" * 40, 0.5), before=run("a" * 40, 1.0)))
+    assert "before (aaaaaaaaaa)" in text and "after (bbbbbbbbbb)" in text
+    assert "| clip | time: +BNS / plain | 4.00x [4.00, 4.00] | 4.00x [4.00, 4.00] | <= 2.0x |" in text
+    assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | <= 1.05x |" in text
+    assert "| clip | bacl | 18000.0 | 9000.0 |" in text  # median ms of each run
+    assert "| m3jepa | time: +BACL / same Transformer | – | – | <= 1.3x |" in text  # not measured: a dash
+    assert cost_report.before_after_section(run("b" * 40, 1.0), None) == []
+
+
 def _tsv(path: Path, seconds: list[float], max_rss: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["s\th:m:s\tmax_rss\tcpu_time"] + [f"{s}\t0:00:01\t{m}\t{s / 2}" for s, m in zip(seconds, max_rss)]
