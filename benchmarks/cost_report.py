@@ -124,16 +124,21 @@ def before_after_section(after: dict, before: dict | None) -> list[str]:
             r = _ratio(run, aligner, numerator, denominator, kind)
             cells.append("–" if r is None else f"{r['ratio']:.2f}x" + (
                 f" [{r['min']:.2f}, {r['max']:.2f}]" if "min" in r else ""))
-        lines.append(f"| {aligner} | {kind}: {names[numerator]} / {names[denominator]} | {cells[0]} | {cells[1]} | "
+        # BLIP's own base already trains the Transformer CLA shapes: it is BLIP's "same Transformer".
+        reference = "same Transformer (BLIP's own)" if (aligner, denominator) == ("blip", "base") else names[denominator]
+        lines.append(f"| {aligner} | {kind}: {names[numerator]} / {reference} | {cells[0]} | {cells[1]} | "
                      f"{'–' if target is None else f'<= {target}x'} |")
-    lines += ["", "Step time of each variant (median ms; the two runs were on different days beside different "
-              "load, so compare these less strictly than the ratios, which are measured within one run):", "",
-              "| aligner | variant | before ms | after ms |", "|---|---|---|---|"]
+    lines += ["", ("Step time and peak memory of each variant (median ms, MiB; the two runs were on different days "
+                   "beside different load, so compare the times less strictly than the ratios, which are measured "
+                   "within one run):"), "",
+              "| aligner | variant | before ms | after ms | before MiB | after MiB |", "|---|---|---|---|---|---|"]
     old = {(m["aligner"], m["variant"]): m for m in before["measurements"] if m["batch_size"] == GOAL_BATCH}
     for m in after["measurements"]:
-        if m["batch_size"] == GOAL_BATCH and (m["aligner"], m["variant"]) in old:
-            lines.append(f"| {m['aligner']} | {m['variant']} | {1e3 * old[(m['aligner'], m['variant'])]['seconds_median']:.1f}"
-                         f" | {1e3 * m['seconds_median']:.1f} |")
+        was = old.get((m["aligner"], m["variant"]))
+        if m["batch_size"] == GOAL_BATCH and was is not None:
+            lines.append(f"| {m['aligner']} | {m['variant']} | {1e3 * was['seconds_median']:.1f} | "
+                         f"{1e3 * m['seconds_median']:.1f} | {was['peak_bytes'] / 2**20:.0f} | "
+                         f"{m['peak_bytes'] / 2**20:.0f} |")
     return lines
 
 

@@ -108,7 +108,7 @@ def test_before_and_after_table_reads_both_runs():
     assert "before (aaaaaaaaaa)" in text and "after (bbbbbbbbbb)" in text
     assert "| clip | time: +BNS / plain | 4.00x [4.00, 4.00] | 4.00x [4.00, 4.00] | <= 2.0x |" in text
     assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | <= 1.05x |" in text
-    assert "| clip | bacl | 18000.0 | 9000.0 |" in text  # median ms of each run
+    assert "| clip | bacl | 18000.0 | 9000.0 | 11 | 11 |" in text  # median ms and peak MiB of each run
     assert "| m3jepa | time: +BACL / same Transformer | – | – | <= 1.3x |" in text  # not measured: a dash
     assert cost_report.before_after_section(run("b" * 40, 1.0), None) == []
 
