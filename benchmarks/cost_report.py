@@ -18,6 +18,12 @@ from common import DETAILS, RESULTS  # noqa: E402
 from plot import GOAL, load  # noqa: E402
 
 GOAL_BATCH = 256
+BASELINE = "step_cost_baseline"  # details/step_cost_baseline.json: the step costs before issue #14's work
+# Issue #14's targets at batch 256: (aligner, numerator, denominator, time or memory) -> the most allowed.
+TARGETS = {("clip", "bns", "base", "time"): 2.0, ("clip", "bacl", "match", "time"): 1.15,
+           ("m3jepa", "bacl", "match", "time"): 1.3, ("clip", "bacl", "match", "memory"): 1.05,
+           ("blip", "bacl", "base", "memory"): 1.05, ("m3jepa", "bacl", "match", "memory"): 1.05,
+           ("blip", "bacl", "base", "time"): None}
 
 
 def _environment(env: dict) -> str:
@@ -87,6 +93,55 @@ def step_section(step: dict) -> list[str]:
     return lines
 
 
+def _ratio(step: dict, aligner: str, numerator: str, denominator: str, kind: str) -> dict | None:
+    """Time (ratio of medians, range of the paired per-round ratios) or peak-memory ratio of two
+    variants at the goal batch, from the measurements themselves (so that old files serve too)."""
+    by = {(m["aligner"], m["batch_size"], m["variant"]): m for m in step["measurements"]}
+    top, bottom = by.get((aligner, GOAL_BATCH, numerator)), by.get((aligner, GOAL_BATCH, denominator))
+    if top is None or bottom is None:
+        return None
+    if kind == "memory":
+        return {"ratio": top["peak_bytes"] / bottom["peak_bytes"]}
+    paired = [a / b for a, b in zip(top["seconds"], bottom["seconds"])]
+    return {"ratio": top["seconds_median"] / bottom["seconds_median"], "min": min(paired), "max": max(paired)}
+
+
+def before_after_section(after: dict, before: dict | None) -> list[str]:
+    """Issue #14's table: each targeted ratio at batch 256 before and after, with the commit of each."""
+    if before is None:
+        return []
+    commits = [(run["environment"].get("git_commit") or "unknown")[:10] for run in (before, after)]
+    lines = ["### Before and after issue #14 (batch 256)", "",
+             (f"Each ratio from one run of `step_cost.py` (variants side by side in one process); before: commit "
+              f"{commits[0]} ({before['environment']['date'][:10]}, details/{BASELINE}.json), after: commit "
+              f"{commits[1]} ({after['environment']['date'][:10]}). Time: ratio of medians [min, max of the "
+              "per-round paired ratios]; memory: ratio of peak bytes."), "",
+             f"| aligner | ratio | before ({commits[0]}) | after ({commits[1]}) | target |", "|---|---|---|---|---|"]
+    names = {"base": "plain", "bns": "+BNS", "match": "same Transformer", "bacl": "+BACL"}
+    for (aligner, numerator, denominator, kind), target in TARGETS.items():
+        cells = []
+        for run in (before, after):
+            r = _ratio(run, aligner, numerator, denominator, kind)
+            cells.append("–" if r is None else f"{r['ratio']:.2f}x" + (
+                f" [{r['min']:.2f}, {r['max']:.2f}]" if "min" in r else ""))
+        # BLIP's own base already trains the Transformer CLA shapes: it is BLIP's "same Transformer".
+        reference = "same Transformer (BLIP's own)" if (aligner, denominator) == ("blip", "base") else names[denominator]
+        lines.append(f"| {aligner} | {kind}: {names[numerator]} / {reference} | {cells[0]} | {cells[1]} | "
+                     f"{'–' if target is None else f'<= {target}x'} |")
+    lines += ["", ("Step time and peak memory of each variant (median ms, MiB; the two runs were on different days "
+                   "beside different load, so compare the times less strictly than the ratios, which are measured "
+                   "within one run):"), "",
+              "| aligner | variant | before ms | after ms | before MiB | after MiB |", "|---|---|---|---|---|---|"]
+    old = {(m["aligner"], m["variant"]): m for m in before["measurements"] if m["batch_size"] == GOAL_BATCH}
+    for m in after["measurements"]:
+        was = old.get((m["aligner"], m["variant"]))
+        if m["batch_size"] == GOAL_BATCH and was is not None:
+            lines.append(f"| {m['aligner']} | {m['variant']} | {1e3 * was['seconds_median']:.1f} | "
+                         f"{1e3 * m['seconds_median']:.1f} | {was['peak_bytes'] / 2**20:.0f} | "
+                         f"{m['peak_bytes'] / 2**20:.0f} |")
+    return lines
+
+
 def bank_section(bank: dict) -> list[str]:
     k = bank["k"]
     lines = ["### BNS candidate search", "",
@@ -146,6 +201,8 @@ def main(argv=None) -> Path:
             lines += section(data) + [""]
         if data is not None and section is step_section:
             lines[-1:] = end_to_end(data, sections[2][0]) + [""]
+            comparison = before_after_section(data, load(args.results, BASELINE))
+            lines += comparison + [""] if comparison else []
     lines += pipeline_section(args.results)
     if len(lines) == 5:
         raise ValueError(f"no benchmark results under {args.results / DETAILS}: run the benchmarks first")

@@ -73,7 +73,9 @@ COMPONENTS = {
     "batch gathering (FeatureSet.batch)": ("featureset.py", "batch"),
     "text encoder head (anchors and candidates)": ("aligners/", "encode_text"),
     "x encoder head (anchors and candidates)": ("aligners/", "encode_x"),
-    "BNS draw (BoundarySampler.forward)": ("sampler.py", "forward"),
+    "pools scored without gradient (CandidatePool.embeddings)": ("candidates.py", "embeddings"),
+    "drawn candidates re-embedded (CandidatePool.embed)": ("candidates.py", "embed"),
+    "BNS draw (BoundarySampler.draw)": ("sampler.py", "draw"),
     "BNS extra negatives (incl. draw)": ("losses.py", "_extra_negatives"),
     "CLA and match terms (incl. Transformer)": ("losses.py", "_local_terms"),
     "cross-modal Transformer": ("attention.py", "forward"),
@@ -217,10 +219,11 @@ def measure(config: dict, features: FeatureSet, aligner: str, batch_size: int, a
     ratios = {"aligner": aligner, "batch_size": batch_size, "transformer_reference": reference,
               "time_vs_plain": ratio_stats(samples["bacl"], samples["base"]),
               "time_vs_same_transformer": ratio_stats(samples["bacl"], samples[reference]),
+              "time_bns_vs_plain": ratio_stats(samples["bns"], samples["base"]),
               "memory_vs_plain": memory("bacl", "base"), "memory_vs_same_transformer": memory("bacl", reference),
               "memory_extra_bytes_vs_same_transformer": by["bacl"]["peak_bytes"] - by[reference]["peak_bytes"]}
     if batch_size == args.profile_batch and aligner in args.profile_aligners and not args.device.startswith("cuda"):
-        ratios["profile_bacl"] = where_time_goes(steps["bacl"])
+        ratios["profile_bacl"] = where_time_goes(steps["bacl"], args.profile_steps)
     return rows, ratios
 
 
@@ -261,6 +264,8 @@ def parse_args(argv=None):
                         "pipeline's jobs)")
     parser.add_argument("--profile-batch", type=int, default=GOAL_BATCH, help="profile BACL's step at this batch")
     parser.add_argument("--profile-aligners", nargs="*", default=["clip", "m3jepa"])
+    parser.add_argument("--profile-steps", type=positive_int, default=5, help="steps profiled (default 5: the "
+                        "median over them drops a preempted step)")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the config whose BACL/Transformer settings count")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

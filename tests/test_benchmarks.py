@@ -30,7 +30,7 @@ def results(tmp_path_factory) -> Path:
     """One toy run of each timed benchmark into a shared results folder."""
     out = tmp_path_factory.mktemp("benchmark-results")
     step_cost.main(["--batch-sizes", "8", "--aligners", "clip", "--repeats", "1", "--rows", "40", "--pool", "8",
-                    "--profile-batch", "8", "--profile-aligners", "clip", "--out", str(out)])
+                    "--profile-batch", "8", "--profile-aligners", "clip", "--profile-steps", "1", "--out", str(out)])
     bank_scaling.main(["--sizes", "200", "400", "--queries", "16", "--k", "4", "--repeats", "1",
                        "--kinds", "exact", "faiss-flat", "faiss-ivf", "--out", str(out)])
     cache_effect.main(["--samples", "40", "--batch-size", "8", "--repeats", "1", "--out", str(out)])
@@ -95,6 +95,22 @@ def test_figure_and_report_section_from_the_results(results):
     text = cost_report.main(["--results", str(results)]).read_text()
     for heading in ("### Step time and peak memory", "### BNS candidate search", "### Feature cache"):
         assert heading in text
+
+
+def test_before_and_after_table_reads_both_runs():
+    def run(commit: str, scale: float) -> dict:
+        measurements = [{"aligner": "clip", "batch_size": 256, "variant": v, "seconds": [t * scale, 2 * t * scale],
+                         "seconds_median": 1.5 * t * scale, "peak_bytes": int(1e6 * t)}
+                        for v, t in (("base", 1.0), ("bns", 4.0), ("match", 10.0), ("bacl", 12.0))]
+        return {"environment": {"git_commit": commit, "date": "2026-11-30T00:00:00"}, "measurements": measurements}
+
+    text = "\n".join(cost_report.before_after_section(after=run("b" * 40, 0.5), before=run("a" * 40, 1.0)))
+    assert "before (aaaaaaaaaa)" in text and "after (bbbbbbbbbb)" in text
+    assert "| clip | time: +BNS / plain | 4.00x [4.00, 4.00] | 4.00x [4.00, 4.00] | <= 2.0x |" in text
+    assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | <= 1.05x |" in text
+    assert "| clip | bacl | 18000.0 | 9000.0 | 11 | 11 |" in text  # median ms and peak MiB of each run
+    assert "| m3jepa | time: +BACL / same Transformer | – | – | <= 1.3x |" in text  # not measured: a dash
+    assert cost_report.before_after_section(run("b" * 40, 1.0), None) == []
 
 
 def _tsv(path: Path, seconds: list[float], max_rss: list[str]) -> None:

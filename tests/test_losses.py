@@ -131,6 +131,21 @@ def test_every_trainable_part_gets_a_gradient_and_the_policy_only_from_its_objec
     assert out["local_loss"] > 0 and out["match_loss"] > 0
 
 
+def test_tokens_of_any_float_dtype_are_cast_where_the_transformer_sees_them():
+    """Token features may stay in their stored dtype (fp16 in the cache): the loss casts the rows
+    the Transformer sees, so fp16 tokens give exactly the loss of the same values in fp32."""
+    image, text = features(9, 6)
+    image_tokens, text_tokens = tokens(0, 6).half(), tokens(1, 6).half()
+    loss_fn = BACLLoss(sampler=BoundarySampler(num_negatives=2), cross_modal=small_transformer(), cla_anchors=3)
+    kwargs = dict(progress=0.4, output_dict=True)
+    half = loss_fn(image, text, torch.tensor(10.0), image_tokens=image_tokens, text_tokens=text_tokens,
+                   generator=torch.Generator().manual_seed(1), **kwargs)
+    full = loss_fn(image, text, torch.tensor(10.0), image_tokens=image_tokens.float(), text_tokens=text_tokens.float(),
+                   generator=torch.Generator().manual_seed(1), **kwargs)
+    for key in full:
+        torch.testing.assert_close(half[key], full[key], rtol=0, atol=0)
+
+
 def test_cla_respects_token_masks():
     image, text = features(5, 4)
     image_tokens, text_tokens = tokens(0, 4, length=7), tokens(1, 4, length=6)
@@ -166,6 +181,10 @@ def test_a_single_pair_has_no_negative_and_zero_local_terms():
         (lambda loss, i, t: loss(i, t, 10.0), "progress"),
         (lambda loss, i, t: loss(i, t, 10.0, progress=2.0), "progress"),
         (lambda loss, i, t: loss(i, t, 10.0, progress=0.5, image_tokens=tokens(0, 4)), "text_tokens"),
+        (lambda loss, i, t: loss(i, t, 10.0, progress=0.5, image_tokens=tokens(0, 4).long(), text_tokens=tokens(1, 4)),
+         "image_tokens must be a floating-point tensor"),
+        (lambda loss, i, t: loss(i, t, 10.0, progress=0.5, image_tokens=tokens(0, 4), text_tokens=[[0.0]]),
+         "text_tokens must be a torch.Tensor"),
         (lambda loss, i, t: loss(i, t, 10.0, progress=0.5, image_tokens=tokens(0, 4), text_tokens=tokens(1, 4),
                                  text_token_mask=torch.ones(4, 3, dtype=torch.bool)), "text_token_mask"),
     ],

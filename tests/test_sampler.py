@@ -125,6 +125,23 @@ def test_gradients_reach_the_policy_only():
     assert anchor.grad is None  # the draw uses similarities only
 
 
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 6), pool=st.integers(1, 12))
+def test_policy_priorities_are_the_mlp_and_its_gradient_autograd_s(seed, batch, pool):
+    """priorities() runs the policy MLP through a hand-written backward that recomputes the hidden
+    activations: the same priorities bit for bit, the gradient of autograd through nn.Sequential."""
+    torch.manual_seed(seed)
+    sampler = BoundarySampler()
+    features = torch.randn(batch, pool, 5, requires_grad=True)
+    weights = torch.randn(batch, pool)
+    reference = sampler.priority_scale * torch.tanh(sampler.policy(features).squeeze(-1))
+    ours = sampler.priorities(features)
+    assert torch.equal(ours, reference)
+    parameters = [features, *sampler.policy.parameters()]
+    expected = torch.autograd.grad((reference * weights).sum(), parameters)
+    for got, want in zip(torch.autograd.grad((ours * weights).sum(), parameters), expected):
+        torch.testing.assert_close(got, want)
+
+
 def test_policy_learns_to_raise_the_reward():
     anchor, positive, candidates = embeddings(5, 32, 16)
     sampler = BoundarySampler(num_negatives=2, entropy_weight=0.0)

@@ -103,11 +103,20 @@ def test_batch_gathers_the_candidate_pools():
     features = latent_features(24)
     rows = torch.tensor([3, 0, 7])
     batch = features.batch(rows, candidates=True, pool_size=5)
-    assert batch.candidate_text.shape == (3, 5, 16) and batch.candidate_x.shape == (3, 5, 16)
-    # candidate tokens stay in the stored dtype (fp16 in the cache): the loss casts the one it picks
-    assert batch.candidate_text_tokens.shape == (3, 5, 5, 12)
-    assert batch.candidate_text_tokens.dtype == features["text_tokens"].dtype
-    torch.testing.assert_close(batch.candidate_text[1, 2], features["text"][features["text_neighbours"][0, 2]])
+    assert batch.candidate_text.shape == (3, 5) and batch.candidate_x.shape == (3, 5)
+    # the pools are rows of the feature set's own tensors, not copies of them
+    assert batch.candidate_text.features is features["text"] and batch.candidate_x.features is features["x"]
+    assert batch.candidate_text.tokens_store is features["text_tokens"]
+    embedded = batch.candidate_text.embeddings()
+    assert embedded.shape == (3, 5, 16) and embedded.dtype == torch.float32
+    torch.testing.assert_close(embedded[1, 2], features["text"][features["text_neighbours"][0, 2]], rtol=0, atol=0)
+    torch.testing.assert_close(batch.candidate_x.embeddings()[2], features["x"][features["x_neighbours"][7, :5]])
+    # candidate tokens stay in the stored dtype (fp16 in the cache): the loss casts the ones it picks
+    tokens, mask = batch.candidate_text.tokens(torch.tensor([0, 2]), torch.tensor([4, 1]))
+    neighbours = features["text_neighbours"][[3, 7], [4, 1]]
+    assert tokens.dtype == features["text_tokens"].dtype
+    assert torch.equal(tokens, features["text_tokens"][neighbours])
+    assert torch.equal(mask, features["text_token_mask"][neighbours])
     assert features.batch(rows, candidates=True).candidate_text.shape[1] == 8  # all stored
     bare = FeatureSet({k: v for k, v in features.tensors.items() if not k.endswith("neighbours")})
     with pytest.raises(ValueError, match="neighbours"):
@@ -186,9 +195,10 @@ def child_environment() -> dict:
 
 @pytest.mark.slow
 def test_run_killed_by_sigkill_resumes_to_the_same_weights(tmp_path):
-    # Enough steps (about 2 s) after the first checkpoint that the run is still going when the kill comes.
+    # Enough steps after the first checkpoint (225 of about 10 ms: 2 s, a thousand times the 5 ms
+    # polling interval) that the run is still going when the kill comes.
     config = write_config(tmp_path / "config.yaml", tiny_config(
-        METHODS, train={"steps": 500, "batch_size": 16, "lr": 3e-3, "checkpoint_every": 25, "log_every": 25}))
+        METHODS, train={"steps": 250, "batch_size": 16, "lr": 3e-3, "checkpoint_every": 25, "log_every": 25}))
     features = write_feature_file(tmp_path / "train.safetensors", latent_features(64))
     killed, child_log = tmp_path / "killed", tmp_path / "child.log"
     with open(child_log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the child
@@ -203,7 +213,7 @@ def test_run_killed_by_sigkill_resumes_to_the_same_weights(tmp_path):
             child.wait()
     assert child.returncode == -signal.SIGKILL, child_log.read_text()
     interrupted_at = torch.load(killed / CHECKPOINT, weights_only=True)["step"]
-    assert interrupted_at < 500 and not (killed / FINAL_WEIGHTS).exists()
+    assert interrupted_at < 250 and not (killed / FINAL_WEIGHTS).exists()
     assert main(train_args(config, "clip_bns", features, killed)) == 0
     assert json.loads((killed / "summary.json").read_text())["resumed_from"] == interrupted_at
     assert main(train_args(config, "clip_bns", features, tmp_path / "whole")) == 0

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .aligners.base import FeatureBatch, FeatureDims
 from .atomic import atomic_path
+from .candidates import CandidatePool
 
 __all__ = ["FeatureSet", "REQUIRED_TENSORS"]
 
@@ -111,23 +112,24 @@ class FeatureSet:
 
     def batch(self, index: torch.Tensor, candidates: bool = False, pool_size: int | None = None) -> FeatureBatch:
         """A FeatureBatch of rows ``index`` (B,); with ``candidates`` the BNS pools of each row
-        (its first ``pool_size`` retrieved neighbours, all when None)."""
+        (its first ``pool_size`` retrieved neighbours, all when None) as CandidatePools on this set."""
+        # Token features stay in their stored dtype (fp16 in the cache): only the rows the
+        # cross-modal Transformer sees are cast, by the loss (32 of 256 anchors at the default).
         batch = FeatureBatch(
             x=self._float("x", index), text=self._float("text", index),
-            x_tokens=self._float("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
-            text_tokens=self._float("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
+            x_tokens=self._get("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
+            text_tokens=self._get("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
             modalities={name: self._float(f"modality_{name}", index) for name in self.modality_names},
         )
         if candidates:
             for name in ("text_neighbours", "x_neighbours"):
                 if name not in self.tensors:
                     raise ValueError(f"feature set {self.source} has no {name}: BNS pools need the candidate index")
-            text_pool = self.tensors["text_neighbours"][index][:, :pool_size]
-            x_pool = self.tensors["x_neighbours"][index][:, :pool_size]
-            batch.candidate_text = self._float("text", text_pool)
-            # Kept in the stored dtype (fp16 in the cache): CLA uses one candidate's tokens per
-            # anchor, so only those are converted (in the loss), not the whole (B, P, Lt, Dt) pool.
-            batch.candidate_text_tokens = self._get("text_tokens", text_pool)
-            batch.candidate_text_token_mask = self._get("text_token_mask", text_pool)
-            batch.candidate_x = self._float("x", x_pool)
+            # Rows of the store, not copies: the loss embeds and reads only what it uses (CandidatePool).
+            pool = slice(None, pool_size)
+            batch.candidate_text = CandidatePool(
+                self.tensors["text_neighbours"][index][:, pool], self.tensors["text"], dtype=torch.float32,
+                tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"))
+            batch.candidate_x = CandidatePool(self.tensors["x_neighbours"][index][:, pool], self.tensors["x"],
+                                              dtype=torch.float32)
         return batch

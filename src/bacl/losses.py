@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import CrossModalTransformer, contrastive_local_attention_loss
+from .candidates import CandidatePool, ScoredPool, candidate_pool
 from .distributed import gather_features
-from .sampler import BoundarySampler, boundary_score
-from .validation import check_matrix, check_positive_number
+from .sampler import BoundarySampler
+from .validation import check_floating, check_matrix, check_positive_number, checked_token_mask
 
 __all__ = ["BACLLoss", "contrastive_logits_loss"]
 
@@ -125,6 +126,8 @@ class BACLLoss(nn.Module):
         logit_bias: torch.Tensor | None = None,
         *,
         progress: float | None = None,
+        candidate_text: CandidatePool | None = None,
+        candidate_image: CandidatePool | None = None,
         candidate_text_features: torch.Tensor | None = None,
         candidate_text_mask: torch.Tensor | None = None,
         candidate_image_features: torch.Tensor | None = None,
@@ -140,20 +143,32 @@ class BACLLoss(nn.Module):
     ):
         """Compute the BACL loss.
 
+        Retrieved candidates come in one of two forms per direction: tensors of their embeddings
+        (``candidate_text_features`` etc.), or a :class:`~bacl.candidates.CandidatePool`
+        (``candidate_text``, ``candidate_image``): rows of a store of frozen features plus the
+        head that embeds them. A pool is embedded without gradient for the BNS scores and CLA's
+        choice, and only the K drawn candidates are embedded again with gradient: the gradient of
+        embedding the whole pool with gradient, at a fraction of the cost (the aligners use it).
+        Every input is checked once per call.
+
         Args:
             image_features, text_features: (B, D) L2-normalised embeddings, as for ClipLoss.
             logit_scale: scalar (already exponentiated, as open_clip passes it).
             logit_bias: optional scalar added to every logit, as in ClipLoss.
             progress: training progress eta in [0, 1]; required with BNS.
+            candidate_text: optional CandidatePool of text negatives for each image anchor, with
+                its own mask and tokens; instead of the four ``candidate_text_*`` tensors.
+            candidate_image: the same for text anchors (BNS only), instead of ``candidate_image_*``.
             candidate_text_features: optional (B, P, D) retrieved text negatives for each image
                 anchor (e.g. from the coarse-aligned index); without them the batch is the pool.
             candidate_text_mask: optional (B, P) bool, True where admissible.
             candidate_image_features, candidate_image_mask: the same for text anchors.
-            image_tokens: (B, Li, Dv) frozen image token features; text_tokens: (B, Lt, Dt).
+            image_tokens: (B, Li, Dv) frozen image token features; text_tokens: (B, Lt, Dt); any
+                float dtype: the rows the Transformer sees are cast to its parameters' dtype.
             image_token_mask, text_token_mask: (B, Li), (B, Lt) bool, True = real token.
             candidate_text_tokens: (B, P, Lt, Dt) tokens of the retrieved text candidates, needed
-                for CLA when ``candidate_text_features`` is given (any float dtype: the chosen
-                negative's are cast to ``text_tokens``'s); mask (B, P, Lt).
+                for CLA when ``candidate_text_features`` is given (any float dtype, like
+                ``text_tokens``); mask (B, P, Lt).
             generator: torch.Generator for the Gumbel noise (reproducible draws).
             output_dict: return the weighted terms in a dict instead of their sum.
         """
@@ -163,6 +178,10 @@ class BACLLoss(nn.Module):
             raise ValueError(
                 f"text_features has shape {tuple(text_features.shape)}, image_features {tuple(image_features.shape)}"
             )
+        text_candidates = candidate_pool("candidate_text", candidate_text, image_features, candidate_text_features,
+                                          candidate_text_mask, candidate_text_tokens, candidate_text_token_mask)
+        image_candidates = candidate_pool("candidate_image", candidate_image, text_features, candidate_image_features,
+                                           candidate_image_mask)
         all_image, all_text = gather_features(
             image_features, text_features, local_loss=self.local_loss, gather_with_grad=self.gather_with_grad,
             rank=self.rank, world_size=self.world_size,
@@ -176,18 +195,16 @@ class BACLLoss(nn.Module):
         anchor_labels = torch.arange(image_features.shape[0], device=image_features.device) + offset
 
         extra_image = extra_text = None
-        draw = None
+        draw = text_pool = None
         if self.use_bns:
             if progress is None:
                 raise ValueError("progress (training progress eta in [0, 1]) is required when use_bns=True")
-            draw, extra_image = self._extra_negatives(
-                image_features, text_features, all_text, candidate_text_features, candidate_text_mask,
-                anchor_labels, logit_scale, logit_bias, progress, generator,
-            )
-            draw_text, extra_text = self._extra_negatives(
-                text_features, image_features, all_image, candidate_image_features, candidate_image_mask,
-                anchor_labels, logit_scale, logit_bias, progress, generator,
-            )
+            text_pool = ScoredPool.of(image_features, text_features, all_text, text_candidates, anchor_labels)
+            draw, extra_image = self._extra_negatives(image_features, text_pool, logit_scale, logit_bias, progress,
+                                                      generator)
+            image_pool = ScoredPool.of(text_features, image_features, all_image, image_candidates, anchor_labels)
+            draw_text, extra_text = self._extra_negatives(text_features, image_pool, logit_scale, logit_bias, progress,
+                                                          generator)
             self.last_draw = {
                 "alpha": draw.alpha,
                 "image_to_text_boundary_score": draw.boundary_score[draw.valid].detach(),
@@ -202,52 +219,46 @@ class BACLLoss(nn.Module):
         if self.use_bns:
             losses["policy_loss"] = (draw.policy_loss + draw_text.policy_loss) / 2
         if self.use_cla:
-            local, match = self._local_terms(
-                image_features, text_features, all_text, candidate_text_features, candidate_text_mask, anchor_labels, draw,
-                image_tokens, image_token_mask, text_tokens, text_token_mask,
-                candidate_text_tokens, candidate_text_token_mask,
-            )
+            if image_tokens is None or text_tokens is None:
+                raise ValueError("image_tokens and text_tokens are required when use_cla=True")
+            if text_pool is None:
+                text_pool = ScoredPool.of(image_features, text_features, all_text, text_candidates, anchor_labels)
+            local, match = self._local_terms(image_features, text_features, text_pool, draw, image_tokens,
+                                             image_token_mask, text_tokens, text_token_mask)
             losses["local_loss"] = self.lambda_local * local
             losses["match_loss"] = self.lambda_match * match
         return losses if output_dict else sum(losses.values())
 
-    def _pool(self, all_positive, candidates, candidate_mask, labels):
-        """The candidate pool (shared (N, D) batch or per-anchor (B, P, D)) and its (B, P) mask."""
-        if candidates is not None:
-            return candidates, candidate_mask
-        own = F.one_hot(labels, all_positive.shape[0]).bool()
-        return all_positive, ~own
-
-    def _extra_negatives(self, anchor, positive, all_positive, candidates, candidate_mask, labels,
-                         logit_scale, logit_bias, progress, generator):
-        pool, pool_mask = self._pool(all_positive, candidates, candidate_mask, labels)
-        draw = self.sampler(anchor, positive, pool, progress, candidate_mask=pool_mask, generator=generator,
-                            rank=self.rank, world_size=self.world_size)
-        drawn = pool[draw.index] if pool.dim() == 2 else pool.gather(
-            1, draw.index[..., None].expand(-1, -1, pool.shape[-1]))
+    def _extra_negatives(self, anchor, pool: ScoredPool, logit_scale, logit_bias, progress, generator):
+        draw = self.sampler.draw(pool.similarities, progress, candidate_mask=pool.mask, generator=generator,
+                                 rank=self.rank, world_size=self.world_size)
+        # Only the drawn candidates' embeddings carry gradient: a CandidatePool embeds them again.
+        drawn = pool.embeddings[draw.index] if pool.candidates is None else pool.candidates.embed(draw.index)
         extra = logit_scale * torch.einsum("bd,bkd->bk", anchor, drawn)
         if logit_bias is not None:
             extra = extra + logit_bias
         # The weights enter detached: the aligner must not teach the policy to pick easy negatives.
         return draw, extra + self.log_negative_weight + torch.log(draw.weights.detach())
 
-    def _local_terms(self, image_features, text_features, all_text, candidates, candidate_mask, anchor_labels, draw,
-                     image_tokens, image_token_mask, text_tokens, text_token_mask,
-                     candidate_text_tokens, candidate_text_token_mask):
+    def _local_terms(self, image_features, text_features, pool: ScoredPool, draw, image_tokens, image_token_mask,
+                     text_tokens, text_token_mask):
         """CLA and match losses on the positive pair vs the hardest BNS text negative."""
-        if image_tokens is None or text_tokens is None:
-            raise ValueError("image_tokens and text_tokens are required when use_cla=True")
         batch = image_features.shape[0]
-        text_token_mask = _default_mask(text_token_mask, text_tokens, "text_token_mask")
-        image_token_mask = _default_mask(image_token_mask, image_tokens, "image_token_mask")
-        pool, pool_mask = self._pool(all_text, candidates, candidate_mask, anchor_labels)
+        check_floating("image_tokens", image_tokens)  # their values: by the Transformer, on the rows it sees
+        check_floating("text_tokens", text_tokens)
+        text_token_mask = checked_token_mask(text_token_mask, text_tokens, "text_token_mask")
+        image_token_mask = checked_token_mask(image_token_mask, image_tokens, "image_token_mask")
+        if pool.candidates is not None and pool.candidates.tokens_store is None:
+            raise ValueError("candidate_text_tokens are required for CLA when candidate_text_features are given")
         offset = self.rank * batch if self.world_size > 1 else 0
         with torch.no_grad():
-            score = boundary_score(image_features, text_features, pool)
-            admissible = torch.ones_like(score, dtype=torch.bool) if pool_mask is None else pool_mask.clone()
-            # A copy of the positive (e.g. a duplicate caption) is never its negative: cos >= 1 - 1e-6.
-            admissible &= boundary_score(text_features, text_features, pool) < -1e-6
-            if candidates is None:
+            score = pool.similarities.boundary_score
+            admissible = torch.ones_like(score, dtype=torch.bool) if pool.mask is None else pool.mask.clone()
+            # A copy of the positive (e.g. a duplicate caption) is never its negative: cos >= 1 - 1e-6
+            # (the candidate's boundary score with the positive as anchor, as boundary_score computes it).
+            own = (F.normalize(text_features, dim=-1) * F.normalize(text_features, dim=-1)).sum(-1, keepdim=True)
+            admissible &= pool.similarities.positive_candidate - own < -1e-6
+            if pool.candidates is None:
                 # In-batch pool: only this rank's texts have token features here.
                 local = torch.zeros_like(admissible)
                 local[:, offset:offset + batch] = True
@@ -257,34 +268,26 @@ class BACLLoss(nn.Module):
                 admissible = torch.where(drawn.any(1, keepdim=True), drawn, admissible)
             hardest = score.masked_fill(~admissible, float("-inf")).argmax(1)
             has_negative = admissible.any(1)
-        if candidates is None:
-            negative_tokens = text_tokens[hardest - offset]
-            negative_mask = text_token_mask[hardest - offset]
-        else:
-            if candidate_text_tokens is None:
-                raise ValueError("candidate_text_tokens are required for CLA when candidate_text_features are given")
-            rows = torch.arange(batch, device=hardest.device)
-            negative_tokens = candidate_text_tokens[rows, hardest].to(text_tokens.dtype)
-            negative_mask = _default_mask(
-                None if candidate_text_token_mask is None else candidate_text_token_mask[rows, hardest],
-                negative_tokens, "candidate_text_token_mask")
         keep = has_negative.nonzero().squeeze(1)[: self.cla_anchors]
         if keep.numel() == 0:
             zero = image_features.sum() * 0.0
             return zero, zero
-        positive_out = self.cross_modal(text_tokens[keep], image_tokens[keep], text_token_mask[keep], image_token_mask[keep])
-        negative_out = self.cross_modal(negative_tokens[keep], image_tokens[keep], negative_mask[keep], image_token_mask[keep])
-        pair_mask = (text_token_mask[keep] & negative_mask[keep])[:, :, None] & image_token_mask[keep][:, None, :]
+        if pool.candidates is None:
+            negative_tokens = text_tokens[hardest[keep] - offset]
+            negative_mask = text_token_mask[hardest[keep] - offset]
+        else:  # only the kept anchors' negatives are read from the store and cast
+            negative_tokens, negative_mask = pool.candidates.tokens(keep, hardest[keep])
+            negative_mask = checked_token_mask(negative_mask, negative_tokens, "candidate_text_token_mask")
+        # Tokens of any float dtype: only the rows the Transformer sees are cast to its dtype.
+        dtype = next(self.cross_modal.parameters()).dtype
+        negative_tokens = negative_tokens.to(dtype)
+        image_tokens, image_token_mask = image_tokens[keep].to(dtype), image_token_mask[keep]
+        text_tokens, text_token_mask = text_tokens[keep].to(dtype), text_token_mask[keep]
+        positive_out = self.cross_modal(text_tokens, image_tokens, text_token_mask, image_token_mask)
+        negative_out = self.cross_modal(negative_tokens, image_tokens, negative_mask, image_token_mask)
+        pair_mask = (text_token_mask & negative_mask)[:, :, None] & image_token_mask[:, None, :]
         local = contrastive_local_attention_loss(
             positive_out.attention, negative_out.attention, beta=self.beta, omega_size=self.omega_size, mask=pair_mask)
         match_logits = torch.cat([positive_out.match_logit, negative_out.match_logit])
         match_targets = torch.cat([torch.ones_like(positive_out.match_logit), torch.zeros_like(negative_out.match_logit)])
         return local, F.binary_cross_entropy_with_logits(match_logits, match_targets)
-
-
-def _default_mask(mask: torch.Tensor | None, tokens: torch.Tensor, name: str) -> torch.Tensor:
-    if mask is None:
-        return torch.ones(tokens.shape[:-1], dtype=torch.bool, device=tokens.device)
-    if mask.shape != tokens.shape[:-1] or mask.dtype != torch.bool:
-        raise ValueError(f"{name} must be a bool tensor of shape {tuple(tokens.shape[:-1])}, got {mask.dtype} {tuple(mask.shape)}")
-    return mask

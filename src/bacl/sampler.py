@@ -16,6 +16,7 @@ policy. The policy is trained on its own objective, the expected boundary score 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,20 +25,46 @@ from torch import nn
 from .schedule import CurriculumSchedule
 from .validation import check_finite, check_matrix, check_positive_number
 
-__all__ = ["boundary_score", "BoundarySampler", "BoundarySample", "POLICY_FEATURES"]
+__all__ = ["boundary_score", "BoundarySampler", "BoundarySample", "POLICY_FEATURES", "PoolSimilarities",
+           "check_candidate_mask", "check_candidates", "pool_similarities"]
 
 # What the policy sees for each (anchor, candidate) pair: the quantities BNS is defined by, all
 # invariant to the embedding basis, plus training progress so it can follow the curriculum.
 POLICY_FEATURES = ("boundary_score", "anchor_candidate_sim", "anchor_positive_sim", "positive_candidate_sim", "progress")
 
 
-def _similarities(anchor: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each anchor (B, D) with its candidates, (B, P, D) or a shared (P, D) pool."""
+def _similarities(anchor: torch.Tensor, candidates: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+    """Cosine similarity of each anchor (B, D) with its candidates, (B, P, D) or a shared (P, D) pool
+    (``normalized``: the candidates are already ``F.normalize``d)."""
     anchor = F.normalize(anchor, dim=-1)
-    candidates = F.normalize(candidates, dim=-1)
+    if not normalized:
+        candidates = F.normalize(candidates, dim=-1)
     if candidates.dim() == 2:
         return anchor @ candidates.T
     return torch.einsum("bd,bpd->bp", anchor, candidates)
+
+
+def check_candidates(anchor: torch.Tensor, candidates: torch.Tensor) -> None:
+    """Raise unless ``candidates`` is a finite (B, P, D) or shared (P, D) pool for ``anchor`` (B, D), P >= 1."""
+    if not isinstance(candidates, torch.Tensor) or candidates.dim() not in (2, 3) or candidates.shape[-1] != anchor.shape[-1]:
+        shape = tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else type(candidates).__name__
+        raise ValueError(
+            f"candidates must be (B, P, D) or a shared pool (P, D) with D={anchor.shape[-1]}, got shape {shape}"
+        )
+    if candidates.dim() == 3 and candidates.shape[0] != anchor.shape[0]:
+        raise ValueError(f"candidates has batch size {candidates.shape[0]}, anchor has {anchor.shape[0]}")
+    if candidates.shape[-2] == 0:
+        raise ValueError("candidates is an empty pool (P = 0)")
+    check_finite("candidates", candidates)
+
+
+def check_candidate_mask(candidate_mask: torch.Tensor, batch: int, pool: int) -> None:
+    """Raise unless ``candidate_mask`` is a (B, P) bool tensor."""
+    if not isinstance(candidate_mask, torch.Tensor) or candidate_mask.shape != (batch, pool) \
+            or candidate_mask.dtype != torch.bool:
+        got = (f"{candidate_mask.dtype} {tuple(candidate_mask.shape)}" if isinstance(candidate_mask, torch.Tensor)
+               else type(candidate_mask).__name__)
+        raise ValueError(f"candidate_mask must be a bool tensor of shape {(batch, pool)}, got {got}")
 
 
 def _check_inputs(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> None:
@@ -45,16 +72,41 @@ def _check_inputs(anchor: torch.Tensor, positive: torch.Tensor, candidates: torc
     check_matrix("positive", positive)
     if positive.shape != anchor.shape:
         raise ValueError(f"positive has shape {tuple(positive.shape)}, expected the anchor's {tuple(anchor.shape)}")
-    if candidates.dim() not in (2, 3) or candidates.shape[-1] != anchor.shape[-1]:
-        raise ValueError(
-            f"candidates must be (B, P, D) or a shared pool (P, D) with D={anchor.shape[-1]}, "
-            f"got shape {tuple(candidates.shape)}"
+    check_candidates(anchor, candidates)
+
+
+class PoolSimilarities(NamedTuple):
+    """The cosine similarities BNS is computed from, for B anchors over pools of P candidates.
+
+    anchor_candidate: (B, P) cos(anchor_i, candidate_ij).
+    positive_candidate: (B, P) cos(positive_i, candidate_ij).
+    anchor_positive: (B, 1) cos(anchor_i, positive_i).
+    """
+
+    anchor_candidate: torch.Tensor
+    positive_candidate: torch.Tensor
+    anchor_positive: torch.Tensor
+
+    @property
+    def boundary_score(self) -> torch.Tensor:
+        """(B, P) ``BS_ij``, exactly as :func:`boundary_score` computes it."""
+        return self.anchor_candidate - self.anchor_positive
+
+
+def pool_similarities(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> PoolSimilarities:
+    """:class:`PoolSimilarities` of anchor (B, D), positive (B, D) and candidates (B, P, D) or (P, D),
+    without gradient and without input checks (for callers that checked them, e.g. BACLLoss)."""
+    with torch.no_grad():
+        candidates = F.normalize(candidates, dim=-1)  # once for both similarities
+        return PoolSimilarities(
+            anchor_candidate=_similarities(anchor, candidates, normalized=True),
+            positive_candidate=_similarities(positive, candidates, normalized=True),
+            anchor_positive=_positive_similarity(anchor, positive),
         )
-    if candidates.dim() == 3 and candidates.shape[0] != anchor.shape[0]:
-        raise ValueError(f"candidates has batch size {candidates.shape[0]}, anchor has {anchor.shape[0]}")
-    if candidates.shape[-2] == 0:
-        raise ValueError("candidates is an empty pool (P = 0)")
-    check_finite("candidates", candidates)
+
+
+def _positive_similarity(anchor: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    return (F.normalize(anchor, dim=-1) * F.normalize(positive, dim=-1)).sum(-1, keepdim=True)
 
 
 def boundary_score(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -70,8 +122,37 @@ def boundary_score(anchor: torch.Tensor, positive: torch.Tensor, candidates: tor
         anchor as the positive is.
     """
     _check_inputs(anchor, positive, candidates)
-    positive_sim = (F.normalize(anchor, dim=-1) * F.normalize(positive, dim=-1)).sum(-1, keepdim=True)
-    return _similarities(anchor, candidates) - positive_sim
+    return _similarities(anchor, candidates) - _positive_similarity(anchor, positive)
+
+
+class _PolicyMLP(torch.autograd.Function):
+    """``Linear -> GELU -> Linear`` on (..., F) features, as ``nn.Sequential`` computes it, with a
+    hand-written backward: the hidden activations are recomputed rather than kept (the memory of
+    B x P x hidden_dim floats per draw), and the weight gradients are taken in the layout that is
+    cheap for a tall, thin input (B x P rows of 5 features); the same gradient up to rounding."""
+
+    @staticmethod
+    def forward(ctx, features, first_weight, first_bias, second_weight, second_bias):
+        flat = features.reshape(-1, features.shape[-1])
+        hidden = F.gelu(torch.addmm(first_bias, flat, first_weight.t()))
+        ctx.save_for_backward(flat, first_weight, first_bias, second_weight)
+        ctx.features_shape = features.shape
+        return torch.addmm(second_bias, hidden, second_weight.t()).view(*features.shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        flat, first_weight, first_bias, second_weight = ctx.saved_tensors
+        grad = grad.reshape(-1, grad.shape[-1])
+        before = torch.addmm(first_bias, flat, first_weight.t())
+        # One output (the priority): the outer product is a broadcast product, cheaper than a matmul.
+        grad_hidden = grad * second_weight if grad.shape[1] == 1 else grad @ second_weight
+        grad_before = torch.ops.aten.gelu_backward(grad_hidden, before)
+        grad_second = (F.gelu(before).t() @ grad).t()
+        grad_first = (flat.t() @ grad_before).t()
+        grad_features = None
+        if ctx.needs_input_grad[0]:
+            grad_features = (grad_before @ first_weight).view(ctx.features_shape)
+        return grad_features, grad_first, grad_before.sum(0), grad_second, grad.sum(0)
 
 
 @dataclass
@@ -152,8 +233,13 @@ class BoundarySampler(nn.Module):
         )
 
     def priorities(self, features: torch.Tensor) -> torch.Tensor:
-        """Policy priority (B, P) from per-candidate features (B, P, len(POLICY_FEATURES))."""
-        return self.priority_scale * torch.tanh(self.policy(features).squeeze(-1))
+        """Policy priority (B, P) from per-candidate features (B, P, len(POLICY_FEATURES)).
+
+        The MLP runs through :class:`_PolicyMLP`: the same values as ``self.policy(features)``, and
+        a backward pass that recomputes its (B, P, hidden_dim) activations instead of keeping them."""
+        first, _, second = self.policy
+        scores = _PolicyMLP.apply(features, first.weight, first.bias, second.weight, second.bias)
+        return self.priority_scale * torch.tanh(scores.squeeze(-1))
 
     def forward(
         self,
@@ -183,28 +269,30 @@ class BoundarySampler(nn.Module):
                 one process with W * B anchors would (given the same generator state).
         """
         _check_inputs(anchor, positive, candidates)
-        batch, pool = anchor.shape[0], candidates.shape[-2]
+        return self.draw(pool_similarities(anchor, positive, candidates), progress, candidate_mask=candidate_mask,
+                         generator=generator, rank=rank, world_size=world_size)
+
+    def draw(self, similarities: PoolSimilarities, progress: float, candidate_mask: torch.Tensor | None = None,
+             generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1) -> BoundarySample:
+        """:meth:`forward` from the pool's similarities (:func:`pool_similarities`), whose inputs the
+        caller has checked: BACLLoss computes them once and shares them with CLA. Same arguments
+        otherwise; the same similarities and generator state give the same draw as :meth:`forward`."""
+        score = similarities.boundary_score
+        batch, pool = score.shape
         if self.num_negatives > pool:
             raise ValueError(f"num_negatives K={self.num_negatives} is larger than the candidate pool (P={pool})")
         if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0:
             raise ValueError(f"progress (eta) must be a number in [0, 1], got {progress!r}")
         alpha = self.schedule(progress)
         with torch.no_grad():
-            anchor_candidate = _similarities(anchor, candidates)
-            positive_candidate = _similarities(positive, candidates)
-            anchor_positive = (F.normalize(anchor, dim=-1) * F.normalize(positive, dim=-1)).sum(-1, keepdim=True)
-            score = anchor_candidate - anchor_positive
+            positive_candidate = similarities.positive_candidate
             admissible = positive_candidate < 1.0 - self.identical_tolerance
             if candidate_mask is not None:
-                if candidate_mask.shape != (batch, pool) or candidate_mask.dtype != torch.bool:
-                    raise ValueError(
-                        f"candidate_mask must be a bool tensor of shape {(batch, pool)}, "
-                        f"got {candidate_mask.dtype} {tuple(candidate_mask.shape)}"
-                    )
+                check_candidate_mask(candidate_mask, batch, pool)
                 admissible = admissible & candidate_mask
             features = torch.stack(
-                [score, anchor_candidate, anchor_positive.expand_as(score), positive_candidate,
-                 torch.full_like(score, float(progress))],
+                [score, similarities.anchor_candidate, similarities.anchor_positive.expand_as(score),
+                 positive_candidate, torch.full_like(score, float(progress))],
                 dim=-1,
             )
         logits = self.priorities(features) - alpha * score / self.boundary_temperature

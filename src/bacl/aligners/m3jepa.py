@@ -47,7 +47,7 @@ class MixtureOfExperts(nn.Module):
             rows, slot = (top.indices == expert).nonzero(as_tuple=True)
             if rows.numel():
                 hidden = F.gelu(flat.index_select(0, rows) @ self.first[expert])
-                mixed = mixed.index_add(0, rows, weights[rows, slot, None] * (hidden @ self.second[expert]))
+                mixed.index_add_(0, rows, weights[rows, slot, None] * (hidden @ self.second[expert]))
         out = flat + mixed if self.skip else mixed
         return out.reshape(*features.shape[:-1], -1)
 
