@@ -128,7 +128,9 @@ class Aligner(nn.Module):
             raise ValueError(f"{type(self).__name__} has no match head")
         check_floating("x_tokens", x_tokens)
         check_floating("text_tokens", text_tokens)
-        dtype = next(self.cross_modal.parameters()).dtype
+        # A parameter-free matcher (tests use one) keeps the tokens' own common dtype.
+        weight = next(self.cross_modal.parameters(), None)
+        dtype = torch.promote_types(x_tokens.dtype, text_tokens.dtype) if weight is None else weight.dtype
         return self.cross_modal(text_tokens.to(dtype), x_tokens.to(dtype), text_token_mask, x_token_mask).match_logit
 
     def local_attention(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
