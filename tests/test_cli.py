@@ -194,9 +194,9 @@ def test_method_settings_merge_overrides_without_touching_the_shared_sections():
                                             ({"transformer": {"width": 0}}, "methods.clip.transformer"),
                                             ({"bacl": {"schedule": {"alpha_early": 0.3}}}, "methods.clip.bacl")])
 def test_bad_override_is_named_by_its_key_path(override, path):
-    config = validate_config(tiny_config({"clip": {"aligner": "clip", **override}}))
+    """Refused when the config is loaded (before any method is built), naming the override."""
     with pytest.raises(ConfigError, match=path.replace(".", r"\.")) as error:
-        method_settings(config, "clip")
+        validate_config(tiny_config({"clip": {"aligner": "clip", **override}}))
     [(_, values)] = override.items()
     assert next(iter(values)) in str(error.value)
 
@@ -206,3 +206,4 @@ def test_validate_config_rejects_a_non_mapping():
         validate_config(["not", "a", "mapping"])
     with pytest.raises(ConfigError, match="nope"):
         method_settings(validate_config(tiny_config()), "nope")
+
