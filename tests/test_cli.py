@@ -207,3 +207,19 @@ def test_validate_config_rejects_a_non_mapping():
     with pytest.raises(ConfigError, match="nope"):
         method_settings(validate_config(tiny_config()), "nope")
 
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--help"], ["Train and evaluate BACL", "train", "evaluate", "examples", "python -m bacl train --config",
+                  "python -m bacl evaluate --config", "exit status 2", "config.schema.yaml"]),
+    (["train", "--help"], ["--out DIR", "weights.safetensors", "metrics.jsonl", "checkpoint.pt", "resumes",
+                           "--pools"]),
+    (["evaluate", "--help"], ["one JSON per split", "R@1/5/10", "multiple-choice", "zero_shot"]),
+])
+def test_help_is_written_for_users(argv, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "the only place that parses arguments" not in text  # the module docstring is for developers
+    for words in expected:
+        assert words in text, words
