@@ -112,6 +112,7 @@ def test_every_numeric_smoke_leaf_out_of_range_is_refused_naming_the_key(path):
     ({"data": {"image_text": {"n_colors": 5}}}, "n_colors"),  # a misspelt key
     ({"data": {"webvid": {}}}, "webvid"),  # not a benchmark
     ({"methods": {"clip": {"bacl": {"beta": "big"}}}}, "methods.clip.bacl"),  # a method's override
+    ({"methods": {"m3jepa": {"options": {"num_experts": "many"}}}}, "num_experts"),  # an aligner's option
     ({"tables": {"main": {"CLIP": "clip_typo"}}}, "tables.main.CLIP"),  # a row naming no method
 ])
 def test_rules_across_keys_are_checked_at_parse_time(change, key):
