@@ -154,6 +154,8 @@ def evaluate(aligner: Aligner, features: FeatureSet, rerank_k: int = 16, batch_s
     negative_logits[rows, slots], negative_attention = _pair_outputs(
         aligner, features, rows, negative_tokens, negative_token_mask, batch_size, attention=True)
     results["boundary_match_head"] = boundary_accuracy(positive_logits, negative_logits, types, mask, type_names=names)
+    if "negative_wrong_tokens" not in features:  # options without known wrong words (real data): no AEL
+        return results
 
     eligible = _eligible_tokens(features["text_tokens"][rows], negative_tokens,
                                 features["text_token_mask"][rows] & negative_token_mask)

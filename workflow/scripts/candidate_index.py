@@ -5,8 +5,9 @@ import time
 
 from bacl.data.features import candidate_pools
 from bacl.featureset import FeatureSet
+from joblog import redirect_to_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+redirect_to_log(snakemake.log[0])  # noqa: F821
 started = time.perf_counter()
 features = FeatureSet.load(snakemake.input[0])  # noqa: F821
 pools = candidate_pools(features.tensors, snakemake.params.pool_size, snakemake.params.kind)  # noqa: F821

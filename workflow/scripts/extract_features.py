@@ -8,9 +8,10 @@ from bacl.data.features import synthetic_feature_set
 from bacl.data.synthetic import load_dataset
 from bacl.encoders import load_encoder
 from bacl.featureset import FeatureSet
+from joblog import redirect_to_log
 
 rule = snakemake  # noqa: F821 (Snakemake injects the object)
-logging.basicConfig(filename=rule.log[0], level=logging.INFO)
+redirect_to_log(rule.log[0])
 torch.set_num_threads(rule.threads)
 encoders = {family: load_encoder(settings["model"], weights) for family, (settings, weights) in rule.params.encoders.items()}
 dataset = load_dataset(rule.input.data)
