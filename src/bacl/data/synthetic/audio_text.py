@@ -124,18 +124,20 @@ def generate_audio_split(config: AudioTextConfig, split: str) -> AudioTextDatase
         return _edited_clip(tones, metadata, candidate)
 
     proposals = lambda tones: {**tone_proposals(tones, palette), NegativeType.ORDER_SWAP: order_swaps(tones)}
-    members = sample_groups(config.split_size(split), config, lambda: _sample_clip(config, pools, heldout_split, streams.scenes),
-                            lambda tones, rng: proposals(tones), realise, caption_text, streams.scenes)
+    sample_base = lambda: _sample_clip(config, pools, heldout_split, streams.scenes)
+    members = sample_groups(config.split_size(split), config, sample_base, lambda tones, rng: proposals(tones), realise,
+                            caption_text, streams.scenes)
     captions, negatives, scenes = [], [], []
     for member in members:
         tones = member.structure
         captions.append(caption_text(tones))
         negatives.append(select_negatives(tones, proposals(tones), caption_words, caption_text, acceptable,
                                           streams.negatives, config.negatives_per_type))
-        scenes.append({"tones": member.scene, "heldout": any(map(is_heldout, tones)), "edit": member.edit and member.edit.value})
+        scenes.append({"tones": member.scene, "heldout": any(map(is_heldout, tones)),
+                       "edit": member.edit and member.edit.value})
     groups = np.array([member.group for member in members], dtype=np.int64)
     audio = synthesize_clips([tone_specs(s["tones"]) for s in scenes], config.n_samples, config.sample_rate,
                              config.audio_noise_level, streams.render, noise_keys=groups)  # siblings share their noise
-    return AudioTextDataset(split=split, config=config.to_dict(), captions=captions, caption_ids=assign_caption_ids(captions),
-                            negatives=negatives, scenes=scenes, groups=groups,
+    return AudioTextDataset(split=split, config=config.to_dict(), captions=captions,
+                            caption_ids=assign_caption_ids(captions), negatives=negatives, scenes=scenes, groups=groups,
                             siblings=sibling_records(members, caption_words, tone_edit), audio=audio)

@@ -183,7 +183,8 @@ def _edited_scene(objects: list[dict], caption: ImageCaption, candidate: ImageCa
     """``objects`` (the scene of ``caption``) edited so that ``candidate`` describes it: each changed
     object restyled in place, each flipped relation's pair placed by the first of :func:`_flips`
     that fits; nothing else moves. None if no placement fits the canvas."""
-    placements = [[o if old == new else restyled(o, new, config) for o, old, new in zip(objects, caption.things, candidate.things)]]
+    things = zip(objects, caption.things, candidate.things)
+    placements = [[o if old == new else restyled(o, new, config) for o, old, new in things]]
     for p, (old, new) in enumerate(zip(caption.relations, candidate.relations)):
         if old != new:
             placements = [[*e[: 2 * p], *pair, *e[2 * p + 2 :]] for e in placements for pair in _flips(e[2 * p], e[2 * p + 1])]
@@ -265,9 +266,9 @@ def generate_image_split(config: ImageTextConfig, split: str) -> ImageTextDatase
             return None  # a variant is a negative of its base, and in test_heldout it keeps a held-out pair
         return _edited_scene(objects, caption, candidate, config)
 
-    members = sample_groups(config.split_size(split), config, lambda: _sample_scene(config, pools, heldout_split, streams.scenes),
-                            lambda caption, rng: _proposals(caption, palette, rng), realise, ImageCaption.canonical,
-                            streams.scenes)
+    sample_base = lambda: _sample_scene(config, pools, heldout_split, streams.scenes)
+    members = sample_groups(config.split_size(split), config, sample_base, lambda caption, rng: _proposals(caption, palette, rng),
+                            realise, ImageCaption.canonical, streams.scenes)
     captions, canonical, negatives, scenes, sprites = [], [], [], [], []
     for member in members:
         caption, objects = member.structure, member.scene
@@ -286,5 +287,5 @@ def generate_image_split(config: ImageTextConfig, split: str) -> ImageTextDatase
     backgrounds = group_backgrounds(groups, config.background_jitter, streams.render)
     images = render_canvases(sprites, backgrounds, config.image_size, config.noise_level, streams.render,
                              noise_keys=groups)
-    return ImageTextDataset(split=split, config=config.to_dict(), captions=captions, caption_ids=assign_caption_ids(canonical),
-                            negatives=negatives, scenes=scenes, groups=groups, siblings=siblings, images=images)
+    return ImageTextDataset(split=split, config=config.to_dict(), captions=captions,
+                            caption_ids=assign_caption_ids(canonical), negatives=negatives, scenes=scenes, groups=groups, siblings=siblings, images=images)

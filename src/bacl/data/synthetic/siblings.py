@@ -101,8 +101,9 @@ def sample_groups(
         base, scene = sample_base()
         variants = []
         if config.siblings_per_group > 1 and len(members) + 1 < n:
-            variants = choose_variants(base, propose(base, rng), kinds, min(config.siblings_per_group - 1, n - len(members) - 1),
-                                       lambda candidate: realise(base, scene, candidate), canonical, rng)
+            count = min(config.siblings_per_group - 1, n - len(members) - 1)
+            variants = choose_variants(base, propose(base, rng), kinds, count, lambda candidate: realise(base, scene, candidate),
+                                       canonical, rng)
         members.append(Member(group, None, base, scene))
         members.extend(Member(group, kind, structure, variant) for kind, structure, variant in variants)
         group += 1

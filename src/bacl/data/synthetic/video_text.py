@@ -210,13 +210,15 @@ def edited_events(events: tuple[Event, ...], metadata: list[dict], candidate: tu
     if difference is not None and difference.kind == "order":
         i, j = difference.positions
         edited = list(metadata)
-        edited[i], edited[j] = {**metadata[j], "frames": metadata[i]["frames"]}, {**metadata[i], "frames": metadata[j]["frames"]}
+        edited[i] = {**metadata[j], "frames": metadata[i]["frames"]}
+        edited[j] = {**metadata[i], "frames": metadata[j]["frames"]}
         return edited
     edited = [m if old == new else _event_state(m, old, new, config) for m, old, new in zip(metadata, events, candidate)]
     return edited if _swept_fit(edited, config.image_size) else None
 
 
 def video_proposals(events: tuple[Event, ...], palette: Palette) -> dict[NegativeType, list[tuple[Event, ...]]]:
+    """Every one-edit proposal of the video benchmark: :func:`event_proposals` and order swaps."""
     return {**event_proposals(events, palette), NegativeType.ORDER_SWAP: order_swaps(events)}
 
 
