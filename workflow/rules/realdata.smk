@@ -8,11 +8,6 @@
 # its config key. Snakemake still reruns the job when a path or setting changes (params are a
 # rerun trigger); a dataset changed in place under the same paths is not noticed.
 
-from bacl.config import check_config
-
-# The rules the schema cannot state (keys that join, method overrides, table rows), before any job.
-check_config(config)
-
 # Which reader serves which benchmark is the schema's business (data.<benchmark>.source).
 REAL_BENCHMARKS = [b for b in BENCHMARKS if "source" in config["data"].get(b, {})]
 
