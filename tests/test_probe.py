@@ -102,6 +102,20 @@ def test_relation_without_position_in_the_tokens_is_flagged_at_chance(image_data
     assert summary["types"]["attribute_swap"]["sources"] == ["image"] and summary["best_layer"] == {"image": 1}
 
 
+def test_a_type_is_as_good_as_its_weakest_part():
+    def result(accuracy, at_chance):
+        return {"layers": {"frames": {"accuracy": accuracy, "at_chance": at_chance}}, "at_chance_every_layer": at_chance}
+
+    dataset, spec = tiny("video")
+    trained = {"direction_flip": result(0.9, False), "direction_flip/time": result(0.5, True),
+               "order_swap": result(0.5, True), "attribute_swap": result(0.8, False), "change_swap": result(0.7, False)}
+    summary = probe_summary(spec, trained, trained, {"frames": 1})
+    direction = summary["types"]["direction_flip"]
+    assert direction["layers"]["frames"] == {"accuracy": 0.5, "at_chance": True}
+    assert set(direction["parts"]) == {"direction_flip", "time"} and "direction_flip/time" not in summary["types"]
+    assert summary["at_chance_types"] == ["direction_flip", "order_swap"] and summary["best_layer"] == {}
+
+
 def test_probe_is_deterministic_and_seed_sets_the_split(image_data):
     dataset, spec = image_data
     sources = {"image": planted_image_tokens(dataset.scenes, with_position=True)}

@@ -13,7 +13,9 @@ scene descriptions into *tasks* and *comparisons*:
   over the negative's? Its score is a sum of terms ``s_task(example, true) - s_task(example, alt)``
   (two terms for a binding swap: each object keeps its own value), correct when > 0, half a
   point on a tie. Every alternative the generator could propose is compared, so the mix matches
-  the negatives' mix.
+  the negatives' mix. A type that needs two kinds of information has parts ("X/part", e.g. the
+  video direction: where the object is, and which frame is earlier), folded into X by
+  :func:`probe_summary` as the weakest part.
 
 Per layer, each task is fitted by multinomial logistic regression (standardised features, fixed
 L2 and L-BFGS budget) on a seeded half of the samples; comparisons are scored on the other half.
@@ -203,14 +205,39 @@ def choose_layer(results: dict, candidates: list[int]) -> tuple[int, dict[str, f
     return max(c for c in candidates if means[str(c)] == best), means
 
 
+def _merge_parts(results: dict) -> dict:
+    """Types "X/part" folded into X: a type needs all its parts, so at each layer it takes the
+    record of its least accurate part, at chance when any part is; the parts stay under "parts"."""
+    grouped: dict[str, dict] = {}
+    for key, result in results.items():
+        kind, _, part = key.partition("/")
+        grouped.setdefault(kind, {})[part or kind] = result
+    merged = {}
+    for kind, parts in grouped.items():
+        if len(parts) == 1:
+            merged[kind] = next(iter(parts.values()))
+            continue
+        layers = {}
+        for name in parts[kind]["layers"]:
+            records = [part["layers"][name] for part in parts.values()]
+            layers[name] = {**min(records, key=lambda r: r["accuracy"]), "at_chance": any(r["at_chance"] for r in records)}
+        merged[kind] = {"layers": layers, "at_chance_every_layer": all(r["at_chance"] for r in layers.values()),
+                        "parts": parts}
+    return merged
+
+
 def probe_summary(spec: ProbeSpec, trained: dict, untrained: dict, layers: dict[str, int]) -> dict:
-    """The probe's record: per type its results, the sources it reads and the untrained tower's
-    results; per token source with several layers (``layers``: source -> count) the mean accuracy
-    per layer and the chosen layer (:func:`choose_layer` over the types that read the source); and
-    ``at_chance_types``, the types at chance at every layer (to be flagged wherever reported)."""
-    sources = {kind: sorted({slot[0] for t in terms for slot in spec.tasks[t.task].slots})
-               for kind, terms in spec.types.items()}
-    types = {kind: {**trained[kind], "sources": sources[kind], "untrained": untrained[kind]["layers"]}
+    """The probe's record: per type its results (parts folded in), the sources it reads and the
+    untrained tower's results; per token source with several layers (``layers``: source -> count)
+    the mean accuracy per layer and the chosen layer (:func:`choose_layer` over the types that read
+    the source); and ``at_chance_types``, the types at chance at every layer (to be flagged
+    wherever reported)."""
+    sources: dict[str, set] = {}
+    for key, terms in spec.types.items():
+        sources.setdefault(key.partition("/")[0], set()).update(
+            slot[0] for t in terms for slot in spec.tasks[t.task].slots)
+    trained, untrained = _merge_parts(trained), _merge_parts(untrained)
+    types = {kind: {**trained[kind], "sources": sorted(sources[kind]), "untrained": untrained[kind]["layers"]}
              for kind in trained}
     best, means = {}, {}
     for source, count in layers.items():

@@ -11,9 +11,12 @@ probe a token's position:
   read from (first-named object, second-named object), against the opposite relation.
 * video frame embeddings (source "frames", one token per frame): an event is the mean of the
   frames of its time window. attribute_swap: the acting object's attributes; change_swap: the
-  end colour / shape against every other valid end; direction_flip: the direction against its
-  opposite; order_swap: "named first comes first", read from (event, event) in caption order
-  against the swapped order.
+  end colour / shape against every other valid end; order_swap: "named first comes first", read
+  from (event, event) in caption order against the swapped order. direction_flip has two parts,
+  both needed (a type "X/part" is a part of X, see :func:`bacl.probe.probe_summary`): the
+  direction read from (first frame, last frame) of the move, in time order, against its
+  opposite; and "time": which of the two frames comes first, read from their content as
+  order_swap is (a frame token is a set member: nothing else tells the reader which is which).
 * audio tokens (source "audio", (mel rows, time columns)): a tone is the mean of the tokens in
   the time columns it sounds in. pitch_swap / timbre_swap: against every other value;
   order_swap: as for video, on (tone, tone).
@@ -141,10 +144,12 @@ def _video(b: _Builder, scenes: list[dict], palette, with_order: bool) -> None:
         for event in scene["events"]:
             for field, (example, label) in _attributes(b, values, event, i, _window(event)).items():
                 _against_every_value(b, "attribute_swap", field, example, label, len(values[field]), i)
-            if event["kind"] == "moves":
+            if event["kind"] == "moves":  # where the object is at the start and the end, and which is which
+                start, end = [("frames", [event["frames"][0]])], [("frames", [event["frames"][1] - 1])]
                 label = DIRECTIONS.index(event["value"])
-                example = b.example("direction", len(DIRECTIONS), label, i, _window(event))
+                example = b.example("direction", len(DIRECTIONS), label, i, start + end)
                 b.compare("direction_flip", i, [("direction", example, label, DIRECTIONS.index(OPPOSITE[event["value"]]))])
+                _order(b, "direction_flip/time", "frame order", start, end, i)
             else:  # a change may not end where it starts, so the start value is no alternative
                 field = "colour" if event["kind"] == "turns" else "shape"
                 ends, task = values[field], f"end {field}"
