@@ -12,6 +12,16 @@ def token_layer_setting(family):
     return config["encoders"][family].get("token_layer", "probe")
 
 
+def text_family(benchmark):
+    """The family whose text tower encodes the benchmark's captions (as bacl.data.features does)."""
+    return "audio" if benchmark == "audio_text" else "image"
+
+
+def text_layer_setting(benchmark):
+    """The block of the text tokens: encoders.<family>.text_token_layer, "last" (default) or a block."""
+    return config["encoders"][text_family(benchmark)].get("text_token_layer", "last")
+
+
 def probe_file(benchmark):
     return f"{RESULTS}/probe/{benchmark}.json"
 
@@ -31,6 +41,7 @@ rule extract_features:
     params:
         encoders=lambda w: {f: (config["encoders"][f], encoder_weights(f)) for f in ENCODER_FAMILIES[w.benchmark]},
         token_layers=lambda w: {f: token_layer_setting(f) for f in TOKEN_FAMILIES[w.benchmark]},
+        text_layer=lambda w: (text_family(w.benchmark), text_layer_setting(w.benchmark)),
         cache=f"{RESULTS}/cache",
         batch_size=config["features"]["batch_size"],
     threads: 1  # jobs run side by side, one core each (see THREADS_NOTE in common.smk)

@@ -26,7 +26,9 @@ def probe_record(family):
 
 layers = {family: resolve_token_layer(setting, encoders[family].num_layers["image"], probe_record(family), family)
           for family, setting in rule.params.token_layers.items()}
-logging.info("token blocks %s (settings %s)", layers, rule.params.token_layers)
+text_family, text_setting = rule.params.text_layer
+layers["text"] = resolve_token_layer(text_setting, encoders[text_family].num_layers["text"])
+logging.info("token blocks %s (settings %s, text %s)", layers, rule.params.token_layers, text_setting)
 dataset = load_dataset(rule.input.data)
 tensors, meta = synthetic_feature_set(dataset, encoders, rule.params.cache, rule.params.batch_size, progress=False,
                                       layers=layers)

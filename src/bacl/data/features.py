@@ -69,13 +69,15 @@ def synthetic_feature_set(dataset: SyntheticDataset, encoders: dict, cache_root:
     """Tensors and metadata of a feature set for one synthetic split.
 
     ``encoders``: ``{"image": FrozenEncoder, "audio": FrozenEncoder}`` (only those the modality
-    needs). Texts use the image encoder's text tower, except on audio-only data. ``layers``:
-    ``{family: block}``, the 1-based block whose patch tokens images / spectrograms keep (a family
-    not named, or None: the last block); video frame tokens are frame embeddings, whatever the layer.
+    needs). Texts use the image encoder's text tower, except on audio-only data. ``layers``: the
+    1-based block whose tokens each tower gives: "image" / "audio" for the patch tokens of images /
+    spectrograms, "text" for the captions and negatives (a tower not named, or None: the last
+    block); video frame tokens are frame embeddings, whatever the block.
     """
     layers = dict(layers or {})
-    if set(layers) - {"image", "audio"}:
-        raise ValueError(f"layers names unknown families {sorted(set(layers) - {'image', 'audio'})} (image, audio)")
+    if set(layers) - {"image", "audio", "text"}:
+        raise ValueError(f"layers names unknown towers {sorted(set(layers) - {'image', 'audio', 'text'})} "
+                         "(image, audio, text)")
     modality = dataset.config["modality"]
     if modality not in BENCHMARK_MODALITY.values():
         raise ValueError(f"dataset modality {modality!r} is not one of {sorted(BENCHMARK_MODALITY.values())}")
@@ -86,14 +88,15 @@ def synthetic_feature_set(dataset: SyntheticDataset, encoders: dict, cache_root:
 
     text_encoder = encoders["audio" if modality == "audio" else "image"]
     tensors = _non_text(dataset, modality, encoders, encode, layers)
-    text = encode(text_encoder, list(dataset.captions), "text", "caption")
+    text = encode(text_encoder, list(dataset.captions), "text", "caption", layers.get("text"))
     tensors.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"],
                    caption_id=torch.as_tensor(np.asarray(dataset.caption_ids), dtype=torch.long))
-    tensors.update(_negatives(dataset, text_encoder, encode))
+    tensors.update(_negatives(dataset, text_encoder, lambda *args: encode(*args, layers.get("text"))))
     _trim_text_padding(tensors)
     meta = {"modality": modality, "split": dataset.split, "dataset_sha256": dataset_hash,
             "negative_types": NEGATIVE_TYPES, "encoders": {k: e.weights_id for k, e in encoders.items()},
-            "token_layers": {k: layers.get(k) or e.num_layers["image"] for k, e in encoders.items()},
+            "token_layers": {**{k: layers.get(k) or e.num_layers["image"] for k, e in encoders.items()},
+                             "text": layers.get("text") or text_encoder.num_layers["text"]},
             "distinct_captions": int(dataset.num_distinct_captions)}
     return tensors, meta
 
