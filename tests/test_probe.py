@@ -199,9 +199,9 @@ def test_probe_table_flags_types_at_chance_and_names_the_block_read(script_recor
     record["types"]["relation_flip"]["at_chance_every_layer"] = True
     record["at_chance_types"] = ["relation_flip"]
     table = table_probe.probe_table({"image_text": record}, {"image": 2, "audio": "probe"},
-                                    {"image": "image_text", "audio": "audio_text"}, "Probe")
+                                    {"image": "image_text", "audio": "audio_text"}, {"image_text": "last"}, "Probe")
     rows = {row[1]: row for row in table.rows}
     assert "relation_flip †" in rows and "attribute_swap" in rows
-    assert rows["attribute_swap"][3] == "2"
+    assert rows["attribute_swap"][3] == "2" and rows["attribute_swap"][table.columns.index("Text block read")] == "3"
     assert table.columns[4:8] == ["block 1", "block 2", "block 3", "block 4"]
     assert "image_text: relation_flip" in table.notes[-1]

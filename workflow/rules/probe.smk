@@ -56,6 +56,7 @@ if PROBE_BENCHMARKS:
             benchmarks=PROBE_BENCHMARKS,
             token_layers={f: token_layer_setting(f) for f in PRETRAIN_SOURCE},
             pretrain_source=PRETRAIN_SOURCE,
+            text_layers={b: text_layer_setting(b) for b in PROBE_BENCHMARKS},
             title="Linear probes of the frozen towers' token blocks, per kind of boundary negative",
         conda:
             "../../environment.yml"

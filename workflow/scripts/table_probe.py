@@ -31,18 +31,21 @@ def _cell(record: dict | None):
     return None if record is None else MeanStd(100 * record["accuracy"], 100 * record["se"], record["comparisons"])
 
 
-def probe_table(records: dict, token_layers: dict, pretrain_source: dict, title: str) -> Table:
-    """One row per (benchmark, negative type); records: benchmark -> probe record (probe_layers.py)."""
+def probe_table(records: dict, token_layers: dict, pretrain_source: dict, text_layers: dict, title: str) -> Table:
+    """One row per (benchmark, negative type); records: benchmark -> probe record (probe_layers.py);
+    token_layers: family -> its token_layer setting; text_layers: benchmark -> its text block setting."""
     if not records:
         raise ValueError("records must hold at least one benchmark's probe")
     depth = max(int(k) for r in records.values() for t in r["types"].values() for k in t["layers"] if k.isdigit())
     one_layer = sorted({k for r in records.values() for t in r["types"].values() for k in t["layers"] if not k.isdigit()})
     used = used_blocks(records, token_layers, pretrain_source)
+    text_depth = max(e["layers"]["text"] for r in records.values() for e in r["encoders"].values())
     columns = (["Benchmark", "Negative type", "Tokens", "Block read"] + [f"block {b}" for b in range(1, depth + 1)]
-               + one_layer + ["Untrained (best)", "Chance", "Text tokens", "Text pooled"])
+               + one_layer + ["Untrained (best)", "Chance", "Text block read"]
+               + [f"text block {b}" for b in range(1, text_depth + 1)] + ["text pooled"])
     rows = []
     for benchmark, record in records.items():
-        text_last = str(max(e["layers"]["text"] for e in record["encoders"].values()))
+        text_read = resolve_token_layer(text_layers[benchmark], max(e["layers"]["text"] for e in record["encoders"].values()))
         for kind, result in record["types"].items():
             layers, blocks = result["layers"], [s for s in result["sources"] if s in used]
             untrained = max(result["untrained"].values(), key=lambda r: r["accuracy"])
@@ -51,8 +54,8 @@ def probe_table(records: dict, token_layers: dict, pretrain_source: dict, title:
                          ", ".join(str(used[s]) for s in blocks) or None]
                         + [_cell(layers.get(str(b))) for b in range(1, depth + 1)]
                         + [_cell(layers.get(name)) for name in one_layer]
-                        + [_cell(untrained), 100 * next(iter(layers.values()))["chance"],
-                           _percent(text.get(text_last)), _percent(text.get("pooled"))])
+                        + [_cell(untrained), 100 * next(iter(layers.values()))["chance"], str(text_read)]
+                        + [_percent(text.get(key)) for key in [*map(str, range(1, text_depth + 1)), "pooled"]])
     flagged = sorted({f"{b}: {k}" for b, r in records.items() for k in r["at_chance_types"]})
     notes = [
         "Accuracy in percent ± standard error (clustered by sample) on the held-out half of the probe's samples: how "
@@ -62,8 +65,9 @@ def probe_table(records: dict, token_layers: dict, pretrain_source: dict, title:
         "Block read: the block whose tokens the feature sets keep (token_layer 'probe': the block with the highest mean "
         "accuracy over the kinds that read the family's tokens on its pre-training benchmark, ties to the later block). "
         "frames: video frame embeddings, one token per frame, the same at every block.",
-        "Text tokens / pooled: 1 - cos between caption and negative at the edited tokens of the text tower's last block "
-        "/ between the pooled embeddings, in percent of the same distance for unrelated captions (0: invisible).",
+        "text block b / pooled: 1 - cos between caption and negative at the edited tokens of the text tower's block b "
+        "/ between the pooled embeddings, in percent of the same distance for unrelated captions (0: the edit is "
+        "invisible to a reader of those features).",
         f"{FLAG.strip()} at chance at every block (gain over chance within 2 standard errors): "
         + (", ".join(flagged) if flagged else "none") + ".",
     ]
@@ -74,7 +78,7 @@ def main(snakemake) -> None:
     logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
     params = snakemake.params
     records = {b: read_json(path) for b, path in zip(params.benchmarks, snakemake.input)}
-    table = probe_table(records, params.token_layers, params.pretrain_source, params.title)
+    table = probe_table(records, params.token_layers, params.pretrain_source, params.text_layers, params.title)
     table.write_outputs(snakemake.output)
 
 
