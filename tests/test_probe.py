@@ -94,6 +94,24 @@ def test_planted_tokens_are_read_at_the_informative_block_only(image_data):
     assert choose_layer(results, [1, 2])[0] == 1
 
 
+def test_planted_audio_tokens_give_pitch_timbre_and_order_and_the_video_direction_needs_time():
+    dataset, spec = tiny("audio", n=120)
+    n_samples, rows = dataset.audio.shape[1], 8
+    tokens = 0.1 * torch.randn(len(dataset), 1, 64, 10, generator=torch.Generator().manual_seed(0))
+    tokens[:, 0, :, -1] += torch.arange(64) % 8  # each token knows its time column
+    for i, scene in enumerate(dataset.scenes):
+        for tone in scene["tones"]:
+            start, stop = tone["onset"] / n_samples * 8, (tone["onset"] + tone["length"]) / n_samples * 8
+            for column in range(int(start), min(int(np.ceil(stop)), 8)):
+                where = torch.arange(rows) * 8 + column
+                tokens[i, 0, where, ["bass", "low", "mid", "high", "treble"].index(tone["pitch"])] += 1
+                tokens[i, 0, where, 5 + ["pure", "hollow", "bright"].index(tone["timbre"])] += 1
+    results = run_probe(spec, {"audio": tokens.half()})
+    assert all(r["layers"]["audio"]["accuracy"] > 0.9 for r in results.values()), results
+    _, video = tiny("video")
+    assert {"direction_flip", "direction_flip/time"} <= set(video.types)
+
+
 def test_relation_without_position_in_the_tokens_is_flagged_at_chance(image_data):
     dataset, spec = image_data
     results = run_probe(spec, {"image": planted_image_tokens(dataset.scenes, with_position=False)}, seed=1)

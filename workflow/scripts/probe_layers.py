@@ -53,7 +53,7 @@ def main(rule) -> None:
     # The untrained reference: the seeded init CLIP pre-training starts from.
     untrained = {f: load_encoder(s["model"], None, init_seed=s.get("pretrain", {}).get("seed", 0))
                  for f, (s, _) in rule.params.encoders.items()}
-    grids = {"image" if f == "image" else "audio": tuple(e.model.visual.grid_size) for f, e in trained.items()}
+    grids = {family: tuple(e.model.visual.grid_size) for family, e in trained.items()}  # family = token source
     spec = probe_spec(modality, dataset.scenes[:n], config.palette, grids, image_size=getattr(config, "image_size", None),
                       n_samples=getattr(config, "n_samples", None))
     fit = {k: settings[k] for k in ("seed", "test_fraction", "l2", "max_iter")}
