@@ -3,6 +3,8 @@
 # keeps the block its pre-training benchmark's probe chose (features.smk), and the table reports
 # every synthetic benchmark's probe, flagging the types at chance at every block.
 
+include: "probe_common.smk"
+
 # Settings (config key `probe`; each default's reason in paper/ASSUMPTIONS.md, Token features):
 PROBE = {
     "split": "train",  # the split the heads train on; every config has it (smoke has no val split)
