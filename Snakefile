@@ -29,6 +29,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/encoders.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/realdata.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/theory.smk"
@@ -39,3 +40,4 @@ rule all:
     input:
         all_eval_files(),
         PAPER_OUTPUTS,
+        PROBE_OUTPUTS,
