@@ -174,3 +174,22 @@ def test_feature_sets_keep_the_configured_block_in_its_own_cache_entry(encoder, 
     assert not torch.equal(first_text["negative_text_tokens"], last["negative_text_tokens"])
     with pytest.raises(ValueError, match="towers"):
         synthetic_feature_set(dataset, {"image": encoder}, tmp_path, layers={"video": 2})
+
+
+def test_feature_sets_carry_the_sibling_groups(encoder, tmp_path):
+    from bacl.data.features import NEGATIVE_TYPES, synthetic_feature_set
+    from bacl.data.synthetic import generate_split
+    from bacl.featureset import FeatureSet
+
+    dataset = generate_split("image", {"n_train": 8}, "train")
+    tensors, meta = synthetic_feature_set(dataset, {"image": encoder}, tmp_path, batch_size=8, progress=False)
+    assert tensors["group"].tolist() == list(dataset.groups) and meta["num_groups"] == dataset.num_groups == 2
+    for row, sample in enumerate(dataset.siblings):
+        stored = [(i, NEGATIVE_TYPES[t]) for i, t in zip(tensors["sibling_index"][row].tolist(),
+                                                        tensors["sibling_type"][row].tolist()) if i >= 0]
+        assert stored == [(record["index"], record["type"]) for record in sample]
+        assert all(tensors["group"][i] == tensors["group"][row] for i, _ in stored)
+    FeatureSet(tensors, meta)  # valid as written
+    broken = {**tensors, "sibling_index": tensors["sibling_index"].clone().fill_(8)}
+    with pytest.raises(ValueError, match="sibling_index"):
+        FeatureSet(broken, meta)

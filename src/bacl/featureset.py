@@ -8,6 +8,9 @@ stored in float16 (half the disk and memory; the heads compute in float32).
     modality_<name> (N, E_name)                                   separate modalities (GRAM)
     text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt)
     caption_id (N,)                                               caption equivalence class
+    group (N,), sibling_index (N, S), sibling_type (N, S)        sibling groups (synthetic data): the rows
+                                                                  whose caption is a one-edit boundary
+                                                                  negative of this row's, -1 padded
     text_neighbours (N, P), x_neighbours (N, P)                   BNS pools (training split)
     negative_text (N, M, Et), negative_text_tokens (N, M, Lt, Dt),
     negative_text_token_mask (N, M, Lt), negative_mask (N, M),
@@ -51,6 +54,11 @@ class FeatureSet:
                                      or pool.numel() == 0 or pool.min() < 0 or pool.max() >= n):
                 raise ValueError(f"feature set {source}: {name} must be (N, P) integer row indices in [0, {n}), "
                                  f"got {pool.dtype} {tuple(pool.shape)} (pools of another split?)")
+        siblings = tensors.get("sibling_index")
+        if siblings is not None and (siblings.dim() != 2 or siblings.is_floating_point() or siblings.dtype == torch.bool
+                                     or siblings.min() < -1 or siblings.max() >= n):
+            raise ValueError(f"feature set {source}: sibling_index must be (N, S) integer row indices in [-1, {n}), "
+                             f"got {siblings.dtype} {tuple(siblings.shape)}")
         bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:
             raise ValueError(f"feature set {source}: tensors {bad} contain NaN or inf")

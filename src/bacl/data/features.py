@@ -92,13 +92,30 @@ def synthetic_feature_set(dataset: SyntheticDataset, encoders: dict, cache_root:
     tensors.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"],
                    caption_id=torch.as_tensor(np.asarray(dataset.caption_ids), dtype=torch.long))
     tensors.update(_negatives(dataset, text_encoder, lambda *args: encode(*args, layers.get("text"))))
+    tensors.update(_siblings(dataset))
     _trim_text_padding(tensors)
     meta = {"modality": modality, "split": dataset.split, "dataset_sha256": dataset_hash,
             "negative_types": NEGATIVE_TYPES, "encoders": {k: e.weights_id for k, e in encoders.items()},
             "token_layers": {**{k: layers.get(k) or e.num_layers["image"] for k, e in encoders.items()},
                              "text": layers.get("text") or text_encoder.num_layers["text"]},
-            "distinct_captions": int(dataset.num_distinct_captions)}
+            "distinct_captions": int(dataset.num_distinct_captions),
+            "siblings_per_group": int(dataset.config["siblings_per_group"]), "num_groups": dataset.num_groups}
     return tensors, meta
+
+
+def _siblings(dataset: SyntheticDataset) -> dict[str, torch.Tensor]:
+    """Each sample's sibling ``group`` (N,) and the rows (N, S) of the group members whose caption is
+    a one-edit boundary negative of its own, with their negative type (index into NEGATIVE_TYPES),
+    padded with -1: what the pipeline needs to measure how often pools and BNS draws hold one."""
+    n, width = len(dataset), max((len(sample) for sample in dataset.siblings), default=0)
+    index = torch.full((n, max(width, 1)), -1, dtype=torch.long)
+    kind = torch.full((n, max(width, 1)), -1, dtype=torch.long)
+    for row, sample in enumerate(dataset.siblings):
+        for slot, record in enumerate(sample):
+            index[row, slot] = record["index"]
+            kind[row, slot] = NEGATIVE_TYPES.index(record["type"])
+    return {"group": torch.as_tensor(np.asarray(dataset.groups), dtype=torch.long), "sibling_index": index,
+            "sibling_type": kind}
 
 
 def _negatives(dataset: SyntheticDataset, text_encoder, encode) -> dict[str, torch.Tensor]:
