@@ -91,6 +91,11 @@ def test_smoke_pipeline_killed_rerun_completes_then_nothing_left_to_do(tmp_path)
     missing = [name for name in PAPER_FILES if not (tmp_path / "paper" / name).is_file()]
     assert not missing, missing
     assert (tmp_path / "theory" / "verdicts.json").is_file()
+    from bacl.featureset import FeatureSet
+
+    shares = FeatureSet.load(tmp_path / "results/features/image_text/train_pools.safetensors").meta["sibling_shares"]
+    assert shares.keys() == {"text_neighbours", "x_neighbours"}
+    assert all(0 <= share["one_edit"] <= share["same_group"] <= 1 for share in shares.values())
     assert not list(tmp_path.rglob(".*.tmp-*")), "a temporary file was left behind"
     again = snakemake("--cores", "2", "--configfile", str(config), "-n")
     assert again.returncode == 0
