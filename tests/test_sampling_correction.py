@@ -162,7 +162,7 @@ def test_sampling_correction_limits_uniform_draws_invalid_rows_and_the_logq_limi
     valid = torch.tensor([[True, True], [True, False]])
     # Uniform sampling: uniform conditioning, no correction.
     flat = sampling_correction(torch.zeros(2, 6), index, torch.ones(2, 2, dtype=torch.bool), torch.zeros(2))
-    torch.testing.assert_close(flat, torch.zeros(2, 2, dtype=torch.float64))
+    torch.testing.assert_close(flat, torch.zeros(2, 2))
     # Row 1's pool had one admissible candidate for K = 2, so the draw took all of it: no correction.
     logits = torch.randn(2, 6, generator=generator).index_fill(1, torch.tensor([3, 4, 5]), float("-inf"))
     logits[1, [0, 2]] = float("-inf")
@@ -170,9 +170,17 @@ def test_sampling_correction_limits_uniform_draws_invalid_rows_and_the_logq_limi
     assert (correction[1] == 0).all() and (correction[0] != 0).all()
     # Against a heavy rest of the pool the draws are nearly independent: the correction tends to
     # the sampled softmax's "logQ" term, the positive's logit minus the negative's.
-    pool = torch.cat([torch.tensor([[1.0, -0.5, 0.3]]), torch.full((1, 2000), 0.0)], 1)
-    correction = sampling_correction(pool, torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool), torch.tensor([0.3]))
+    pool = torch.cat([torch.tensor([[1.0, -0.5, 0.3]]), torch.full((1, 2000), 0.0)], 1).double()
+    correction = sampling_correction(pool, torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool),
+                                     torch.tensor([0.3], dtype=torch.float64))
     torch.testing.assert_close(correction, torch.tensor([[0.3 - 1.0, 0.3 + 0.5]], dtype=torch.float64), atol=5e-3, rtol=0)
+    # float32 (what training passes) agrees with float64: every term of the recursion is positive.
+    logits = 3 * torch.randn(50, 15, generator=generator, dtype=torch.float64)
+    index = torch.rand(50, 15, generator=generator).topk(4, -1).indices
+    every = torch.ones(50, 4, dtype=torch.bool)
+    reference = sampling_correction(logits, index, every, logits[:, 0])
+    torch.testing.assert_close(sampling_correction(logits.float(), index, every, logits[:, 0].float()).double(), reference,
+                               atol=1e-4, rtol=0)
 
 
 def test_bad_arguments_are_named():

@@ -41,6 +41,8 @@ What is exact and what is not.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 __all__ = ["MAX_SET_SIZE", "mcfadden_offsets", "sampling_correction", "set_log_probability"]
@@ -65,6 +67,39 @@ def _check_set(log_weights: torch.Tensor, valid: torch.Tensor | None) -> torch.T
     return valid
 
 
+@functools.lru_cache(maxsize=None)
+def _levels(size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per subset size L: the subsets (C,), their members (C, L) and each subset minus each member (C, L)."""
+    levels = []
+    for level in range(1, size + 1):
+        subsets = [s for s in range(1, 1 << size) if bin(s).count("1") == level]
+        members = [[b for b in range(size) if s >> b & 1] for s in subsets]
+        removed = [[s ^ (1 << b) for b in m] for s, m in zip(subsets, members)]
+        levels.append((torch.tensor(subsets), torch.tensor(members), torch.tensor(removed)))
+    return levels
+
+
+def _logsumexp(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """logsumexp of finite values (torch's own also guards against infinities, at twice the cost)."""
+    peak = values.amax(dim, keepdim=True)
+    return (values - peak).exp().sum(dim).log() + peak.squeeze(dim)
+
+
+def _subset_table(log_weights: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """(2^K, N) log h(B) for every subset B (bit b = item b) of K items with finite log-weights (K, N)."""
+    table = log_weights.new_zeros(1 << log_weights.shape[0], log_weights.shape[1])  # h({}) = 1
+    for subsets, members, removed in _levels(log_weights.shape[0]):
+        weights = log_weights[members]  # (C, L, N)
+        denominator = torch.logaddexp(rest, _logsumexp(weights, 1))
+        table[subsets] = _logsumexp(weights + table[removed], 1) - denominator
+    return table
+
+
+def _valid_bits(valid: torch.Tensor) -> torch.Tensor:
+    """(...) the valid items of (..., K) as a bit mask."""
+    return (valid.long() << torch.arange(valid.shape[-1], device=valid.device)).sum(-1)
+
+
 def set_log_probability(log_weights: torch.Tensor, rest_log_mass: torch.Tensor,
                         valid: torch.Tensor | None = None) -> torch.Tensor:
     """Log-probability that Gumbel-top-k draws exactly a given set before anything else.
@@ -75,31 +110,20 @@ def set_log_probability(log_weights: torch.Tensor, rest_log_mass: torch.Tensor,
             drawn (``-inf``: none), in the same units.
         valid: optional (..., K) bool; an invalid item is absent (the set is the valid items).
     Returns:
-        (...) ``log P(set)``, float64, detached. With ``h(B)`` the probability that the items of ``B``
+        (...) ``log P(set)`` in the dtype of ``log_weights`` (float64 for reference precision; every
+        term is positive, so float32 loses only rounding), detached. With ``h(B)`` the probability that the items of ``B``
         are all drawn before the rest, ``h({}) = 1`` and
         ``h(B) = sum_{b in B} w_b / (W_rest + w_B) * h(B - b)`` (the first of ``B`` is ``b``), exact.
     """
     valid = _check_set(log_weights, valid)
-    size = log_weights.shape[-1]
     if not isinstance(rest_log_mass, torch.Tensor) or rest_log_mass.shape != log_weights.shape[:-1]:
         raise ValueError(f"rest_log_mass must be a tensor of shape {tuple(log_weights.shape[:-1])}, got {rest_log_mass!r}")
     if torch.isnan(rest_log_mass).any() or (rest_log_mass == float("inf")).any():
         raise ValueError("rest_log_mass must be finite or -inf")
-    weights = log_weights.detach().double().masked_fill(~valid, float("-inf"))
-    rest = rest_log_mass.detach().double()
-    bits = torch.tensor([1 << b for b in range(size)], device=weights.device)
-    valid_bits = (valid.long() * bits).sum(-1)  # (...) the valid items as a bit mask
-    table = torch.zeros(*weights.shape[:-1], 1 << size, dtype=torch.float64, device=weights.device)
-    for subset in range(1, 1 << size):
-        members = [b for b in range(size) if subset >> b & 1]
-        member_weights = weights[..., members]
-        denominator = torch.logaddexp(rest, torch.logsumexp(member_weights, -1))
-        terms = member_weights + table[..., [subset ^ (1 << b) for b in members]]
-        recursion = torch.logsumexp(terms, -1) - denominator
-        # An invalid item is absent: h(B) = h(B restricted to the valid items), computed earlier.
-        reduced = valid_bits & subset
-        table[..., subset] = torch.where(reduced == subset, recursion, table.gather(-1, reduced[..., None])[..., 0])
-    return table.gather(-1, valid_bits[..., None])[..., 0]
+    # Invalid items get a finite placeholder: only subsets of valid items are read out.
+    weights = torch.where(valid, log_weights.detach(), 0.0).reshape(-1, log_weights.shape[-1]).T
+    table = _subset_table(weights, rest_log_mass.detach().to(weights.dtype).reshape(-1))
+    return table.gather(0, _valid_bits(valid).reshape(1, -1))[0].reshape(rest_log_mass.shape)
 
 
 def mcfadden_offsets(member_log_weights: torch.Tensor, rest_log_mass: torch.Tensor,
@@ -114,7 +138,7 @@ def mcfadden_offsets(member_log_weights: torch.Tensor, rest_log_mass: torch.Tens
             when member ``i`` is the positive.
         valid: optional (..., M) bool; invalid members are absent from ``T`` (their offset is 0).
     Returns:
-        (..., M) float64, detached: add ``o_i`` to member ``i``'s logit (only differences matter).
+        (..., M) in the dtype of ``member_log_weights``, detached: add ``o_i`` to member ``i``'s logit (only differences matter).
     """
     if not isinstance(member_log_weights, torch.Tensor) or member_log_weights.dim() < 2 \
             or member_log_weights.shape[-1] != member_log_weights.shape[-2]:
@@ -148,7 +172,7 @@ def sampling_correction(log_weights: torch.Tensor, index: torch.Tensor, valid: t
             another member's pool, in the units of ``log_weights`` (for BNS: the policy's priority at
             BS = 0, where the curriculum term vanishes).
     Returns:
-        (B, K) ``o_k - o_positive`` (float64, detached); 0 where invalid, and for every draw of a row
+        (B, K) ``o_k - o_positive`` (dtype of ``log_weights``, detached); 0 where invalid, and for every draw of a row
         with an invalid draw (its whole admissible pool was drawn, so every member's set has
         probability 1). Exact under the assumption in the module docstring (item 4).
     """
@@ -162,13 +186,17 @@ def sampling_correction(log_weights: torch.Tensor, index: torch.Tensor, valid: t
     if not isinstance(positive_log_weight, torch.Tensor) or positive_log_weight.shape != (batch,) \
             or not torch.isfinite(positive_log_weight).all():
         raise ValueError(f"positive_log_weight must be a finite tensor of shape ({batch},), got {positive_log_weight!r}")
-    log_weights = log_weights.detach().double()
+    log_weights = log_weights.detach()
     drawn = log_weights.gather(1, index)
     rest = torch.logsumexp(log_weights.scatter(1, index, float("-inf")), dim=1)
-    members = torch.cat([positive_log_weight.detach().double()[:, None], drawn], dim=1)
-    member_valid = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=valid.device), valid], dim=1)
-    size = members.shape[1]
-    offsets = mcfadden_offsets(members[:, None, :].expand(batch, size, size), rest[:, None].expand(batch, size),
-                               member_valid)
+    members = torch.cat([positive_log_weight.detach().to(drawn.dtype)[:, None], drawn], dim=1)
+    member_valid = _check_set(members, torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=valid.device), valid], 1))
+    members = torch.where(member_valid, members, 0.0)  # a finite placeholder: invalid members are never read out
+    # The log-weights do not depend on the positive, so one table over the members' subsets holds
+    # every member's leave-one-out set (mcfadden_offsets would build one table per member).
+    table = _subset_table(members.T, rest)
+    full = _valid_bits(member_valid)
+    leave_one_out = full[None, :] & ~(1 << torch.arange(members.shape[1], device=full.device))[:, None]  # (M, B)
+    offsets = table.gather(0, leave_one_out).T
     correction = offsets[:, 1:] - offsets[:, :1]
     return torch.where(valid & valid.all(1, keepdim=True), correction, torch.zeros_like(correction))
