@@ -280,12 +280,16 @@ def test_fits_recover_known_floors_rates_and_curvatures():
     rng = np.random.default_rng(0)
     n = np.array([100, 300, 1000, 3000, 1e4, 3e4, 1e5])
     noise = np.exp(0.1 * rng.standard_normal((10, n.size)))
+    fast = (-1.1, -0.9)  # a plain log-log slope CI around -1
     unbiased, biased = floor_fit(n, 0.7 / n * noise), floor_fit(n, (6e-4 + 0.7 / n) * noise)
-    assert unbiased["floor_ci"][0] < 1e-3 * unbiased["mean_excess_at_largest_n"] and floor_verdict(unbiased) == "supported"
-    assert biased["floor_ci"][0] < 6e-4 < biased["floor_ci"][1] and floor_verdict(biased) == "not supported"
+    assert unbiased["floor_ci"][0] < 1e-3 * unbiased["mean_excess_at_largest_n"]
+    assert floor_verdict(unbiased, fast) == "supported"
+    assert biased["floor_ci"][0] < 6e-4 < biased["floor_ci"][1] and floor_verdict(biased, fast) == "not supported"
     assert biased["rate_ci"][0] < 1.0 < biased["rate_ci"][1]
     slow = floor_fit(n, 0.7 / np.sqrt(n) * noise)
-    assert slow["rate_ci"][1] < 0.75 and floor_verdict(slow) == "not supported"
+    assert slow["rate_ci"][1] < 0.75 and floor_verdict(slow, fast) == "not supported"
+    # Flat excess: floor and slow rate fit alike; the plain slope's CI above -0.75 rules out the fast rate.
+    assert floor_verdict(unbiased, (-0.3, -0.1)) == "not supported"
     theta = 3.0 + rng.standard_normal((10, n.size, 4)) / np.sqrt(n)[None, :, None]
     own = limit_distance(n, theta)
     assert own["slope_ci"][0] < -1.0 < own["slope_ci"][1] and np.allclose(own["limit"], 3.0, atol=0.02)

@@ -80,13 +80,15 @@ def floor_fit(n_values, excess, seed: int = 0) -> dict:
     }
 
 
-def floor_verdict(fit: dict) -> str:
-    """Fast rate O~(1/n) to the optimum, from :func:`floor_fit`: "not supported" when a floor is
-    present (its CI lies above ``ZERO_FLOOR`` times the excess at the largest n) or the rate's CI lies
-    below 0.75; "supported" when the floor's CI reaches 0 and the rate's CI lies above 0.75;
-    "inconclusive" otherwise."""
+def floor_verdict(fit: dict, power_law_slope_ci) -> str:
+    """Fast rate O~(1/n) to the optimum, from :func:`floor_fit` and the CI of the plain log-log slope
+    (the fit with b = 0): "not supported" when a floor is present (its CI lies above ``ZERO_FLOOR``
+    times the excess at the largest n), or the floor fit's rate CI lies below 0.75, or the plain slope's
+    CI lies above -0.75 (no fit without a floor falls fast enough: a floor or a slow rate, which the
+    floor fit alone cannot always tell apart when the excess is flat); "supported" when the floor's CI
+    reaches 0 and the rate's CI lies above 0.75; "inconclusive" otherwise."""
     zero = ZERO_FLOOR * fit["mean_excess_at_largest_n"]
-    if fit["floor_ci"][0] > zero or fit["rate_ci"][1] < RATE_BOUNDARY:
+    if fit["floor_ci"][0] > zero or fit["rate_ci"][1] < RATE_BOUNDARY or power_law_slope_ci[0] > -RATE_BOUNDARY:
         return "not supported"
     if fit["rate_ci"][0] > RATE_BOUNDARY:
         return "supported"
