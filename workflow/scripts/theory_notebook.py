@@ -8,7 +8,8 @@ sys.path.insert(0, str(Path.cwd()))  # the repository root: makes the `theory` p
 from theory.run import SMOKE_PARAMETERS, run_notebook  # noqa: E402
 
 name = snakemake.wildcards.notebook  # noqa: F821
-parameters = dict(SMOKE_PARAMETERS[name]) if snakemake.params.size == "smoke" else {}  # noqa: F821
-parameters["workers"] = snakemake.threads  # noqa: F821  (processes over seeds)
+smoke = snakemake.params.size == "smoke"  # noqa: F821
+# Processes over seeds; the smoke sizes keep their single process (starting workers costs more than they save).
+parameters = dict(SMOKE_PARAMETERS[name]) if smoke else {"workers": snakemake.threads}  # noqa: F821
 with open(snakemake.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):  # noqa: F821
     print(f"executed {run_notebook(name, Path(snakemake.params.results_dir), parameters)}")  # noqa: F821
