@@ -15,7 +15,6 @@ SCRIPTS = ROOT / "workflow" / "scripts"
 RULE_FILES = sorted((ROOT / "workflow" / "rules").glob("*.smk"))
 # The theory scripts belong to another change: they still write the log themselves, so a failure's
 # traceback reaches the terminal only. Strict xfail: this fails as soon as they are converted.
-NOT_YET_CONVERTED = {"theory_notebook.py", "theory_verdicts.py"}
 
 
 def rule_blocks() -> dict[str, str]:
@@ -52,9 +51,7 @@ def test_every_shell_rule_redirects_both_streams_to_its_log():
 
 
 @pytest.mark.parametrize("script", sorted(set(SCRIPT_RULES.values())), ids=str)
-def test_every_rule_script_redirects_its_output_to_the_log(script, request):
-    if script in NOT_YET_CONVERTED:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="owned by the theory change"))
+def test_every_rule_script_redirects_its_output_to_the_log(script):
     text = (SCRIPTS / script).read_text()
     assert "redirect_to_log(" in text and "basicConfig(filename" not in text
 
