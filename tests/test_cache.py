@@ -190,6 +190,12 @@ def test_feature_sets_carry_the_sibling_groups(encoder, tmp_path):
         assert stored == [(record["index"], record["type"]) for record in sample]
         assert all(tensors["group"][i] == tensors["group"][row] for i, _ in stored)
     FeatureSet(tensors, meta)  # valid as written
+    # token ids beside the token features, trimmed alike: what CLA's token alignment reads
+    length = tensors["text_tokens"].shape[1]
+    assert torch.equal(tensors["text_token_ids"], encoder.tokenizer(list(dataset.captions))[:, :length])
+    assert torch.equal(tensors["text_token_ids"] != 0, tensors["text_token_mask"])
+    first = dataset.negatives[0][0]["caption"]
+    assert torch.equal(tensors["negative_text_token_ids"][0, 0], encoder.tokenizer([first])[0, :length])
     broken = {**tensors, "sibling_index": tensors["sibling_index"].clone().fill_(8)}
     with pytest.raises(ValueError, match="sibling_index"):
         FeatureSet(broken, meta)

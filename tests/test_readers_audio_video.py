@@ -109,7 +109,8 @@ def test_distractors_are_other_captions_drawn_reproducibly():
     n, width = 10, 4
     ids = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])  # rows 0 and 1 share a caption
     tensors = {"text": torch.randn(n, width), "text_tokens": torch.randn(n, 3, width).half(),
-               "text_token_mask": torch.ones(n, 3, dtype=torch.bool), "caption_id": ids}
+               "text_token_mask": torch.ones(n, 3, dtype=torch.bool), "text_token_ids": torch.arange(3 * n).view(n, 3),
+               "caption_id": ids}
     first = extract_real_features.distractor_negatives(tensors, 4, seed=0)
     again = extract_real_features.distractor_negatives(tensors, 4, seed=0)
     assert all(torch.equal(first[k], again[k]) for k in first)
@@ -119,6 +120,7 @@ def test_distractors_are_other_captions_drawn_reproducibly():
     rows = (first["negative_text"][:, :, None] == tensors["text"][None, None]).all(-1).float().argmax(-1)
     assert (ids[rows] != ids[:, None]).all()
     assert all(len(set(r.tolist())) == 4 for r in rows)
+    assert torch.equal(first["negative_text_token_ids"], tensors["text_token_ids"][rows])  # ids travel with tokens
     other = extract_real_features.distractor_negatives(tensors, 4, seed=1)
     assert not torch.equal(other["negative_text"], first["negative_text"])
     with pytest.raises(ValueError, match="multiple_choice.distractors=9"):

@@ -6,14 +6,14 @@ stored in float16 (half the disk and memory; the heads compute in float32).
 
     x (N, Ex), x_tokens (N, Lx, Dx), x_token_mask (N, Lx)       non-text side
     modality_<name> (N, E_name)                                   separate modalities (GRAM)
-    text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt)
+    text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt), text_token_ids (N, Lt)
     caption_id (N,)                                               caption equivalence class
     group (N,), sibling_index (N, S), sibling_type (N, S)        sibling groups (synthetic data): the rows
                                                                   whose caption is a one-edit boundary
                                                                   negative of this row's, -1 padded
     text_neighbours (N, P), x_neighbours (N, P)                   BNS pools (training split)
     negative_text (N, M, Et), negative_text_tokens (N, M, Lt, Dt),
-    negative_text_token_mask (N, M, Lt), negative_mask (N, M),
+    negative_text_token_mask (N, M, Lt), negative_text_token_ids (N, M, Lt), negative_mask (N, M),
     negative_type (N, M), negative_wrong_tokens (N, M, Lt)        boundary negatives (evaluation)
 """
 

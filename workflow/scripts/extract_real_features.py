@@ -181,7 +181,8 @@ def distractor_negatives(tensors: dict[str, torch.Tensor], distractors: int, see
     options for every method), in the feature set's negative slots (N, K, ...); ``negative_type``
     is 0 ("distractor") everywhere, and there are no wrong-token positions (no AEL).
 
-    Needs ``text`` (N, E), ``text_tokens`` (N, Lt, Dt), ``text_token_mask`` (N, Lt), ``caption_id`` (N,).
+    Needs ``text`` (N, E), ``text_tokens`` (N, Lt, Dt), ``text_token_mask`` and ``text_token_ids`` (N, Lt),
+    ``caption_id`` (N,).
     """
     ids = tensors["caption_id"].numpy()
     rng = np.random.default_rng(seed)
@@ -195,6 +196,7 @@ def distractor_negatives(tensors: dict[str, torch.Tensor], distractors: int, see
     picked = torch.as_tensor(np.stack(rows), dtype=torch.long)  # (N, K)
     return {"negative_text": tensors["text"][picked], "negative_text_tokens": tensors["text_tokens"][picked],
             "negative_text_token_mask": tensors["text_token_mask"][picked],
+            "negative_text_token_ids": tensors["text_token_ids"][picked],
             "negative_mask": torch.ones(picked.shape, dtype=torch.bool),
             "negative_type": torch.zeros(picked.shape, dtype=torch.long)}
 
@@ -229,7 +231,8 @@ def real_feature_set(benchmark: str, split: str, data: dict, split_data: dict, e
         x, x_digests = _non_text(source, [media for _, media in chunk], encoders, data, encode)
         text, text_digest = _encode(text_encoder, chunk_captions, "text", "caption", split, cache_root, batch_size,
                                     truncate=True)
-        x.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"])
+        x.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"],
+                 text_token_ids=text["token_ids"].long())
         for name, tensor in x.items():
             parts[name].append(tensor)
         captions += chunk_captions

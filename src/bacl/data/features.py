@@ -90,7 +90,7 @@ def synthetic_feature_set(dataset: SyntheticDataset, encoders: dict, cache_root:
     tensors = _non_text(dataset, modality, encoders, encode, layers)
     text = encode(text_encoder, list(dataset.captions), "text", "caption", layers.get("text"))
     tensors.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"],
-                   caption_id=torch.as_tensor(np.asarray(dataset.caption_ids), dtype=torch.long))
+                   text_token_ids=text["token_ids"].long(), caption_id=torch.as_tensor(np.asarray(dataset.caption_ids), dtype=torch.long))
     tensors.update(_negatives(dataset, text_encoder, lambda *args: encode(*args, layers.get("text"))))
     tensors.update(_siblings(dataset))
     _trim_text_padding(tensors)
@@ -136,10 +136,12 @@ def _negatives(dataset: SyntheticDataset, text_encoder, encode) -> dict[str, tor
         "negative_mask": torch.zeros(n, m, dtype=torch.bool),
         "negative_type": torch.zeros(n, m, dtype=torch.long),
         "negative_wrong_tokens": torch.zeros(n, m, length, dtype=torch.bool),
+        "negative_text_token_ids": torch.zeros(n, m, length, dtype=torch.long),
     }
     out["negative_text"][rows, slots] = encoded["global"]
     out["negative_text_tokens"][rows, slots] = encoded["tokens"].half()
     out["negative_text_token_mask"][rows, slots] = encoded["token_mask"]
+    out["negative_text_token_ids"][rows, slots] = encoded["token_ids"].long()
     out["negative_mask"][rows, slots] = True
     encode_word = word_encoder(text_encoder)
     flat = [negative for negatives in dataset.negatives for negative in negatives]
@@ -164,9 +166,10 @@ def _trim_text_padding(tensors: dict[str, torch.Tensor]) -> None:
     if "negative_text_token_mask" in tensors:
         used |= tensors["negative_text_token_mask"].flatten(0, 1).any(0)
     length = int(used.nonzero().max()) + 1
-    for name in ("text_tokens", "text_token_mask"):
-        tensors[name] = tensors[name][:, :length]
-    for name in ("negative_text_tokens", "negative_text_token_mask", "negative_wrong_tokens"):
+    for name in ("text_tokens", "text_token_mask", "text_token_ids"):
+        if name in tensors:
+            tensors[name] = tensors[name][:, :length]
+    for name in ("negative_text_tokens", "negative_text_token_mask", "negative_wrong_tokens", "negative_text_token_ids"):
         if name in tensors:
             tensors[name] = tensors[name][:, :, :length]
 
