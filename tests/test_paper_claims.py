@@ -50,6 +50,7 @@ def test_main_table_claims_order_paper_rows_and_test_each_plugin_pair_also_throu
     through = found["main.image_r1.CLIP+BACL>CLIP.through_head"]  # its re-ranked 21 % against CLIP's embedding 31 %
     assert through["estimate"] == pytest.approx(-10.0) and through["direction"] == "opposite"
     assert "re-ranked" in through["decided_by"] and "main.image_map.CLIP+BACL>CLIP.through_head" not in found
+    assert "main.video_r1.CLIP+BACL>CLIP.through_head" not in found  # no re-ranking there: it would repeat
     assert "main.image_r1.CLIP>CLIP+BACL" not in found  # the plug-in pair is tested once per measurement, as a gain
     assert found["main.video_r1.GRAM>CLIP"]["verdict"] == "not testable here"  # no video results
     assert not any(".M3-JEPA>" in key or ">M3-JEPA" in key for key in found)  # the paper has no M3-JEPA row

@@ -62,9 +62,10 @@ def main_table_claims(summary: dict, rows: dict, split: str, direction: str, z: 
             claims.append(contrast_claim(summary, f"main.{key}.{bacl}>{base}", group, paper, benchmark, split,
                                          [(1, rows[bacl], metric), (-1, rows[base], metric)], z,
                                          f"{bacl} − {base}", decided))
-            if key in RERANKED_COLUMNS:
-                terms = [(weight, rows[label], retrieval_metric(summary, benchmark, split, rows[label], direction))
-                         for weight, label in ((1, bacl), (-1, base))]
+            terms = [(weight, rows[label], retrieval_metric(summary, benchmark, split, rows[label], direction))
+                     for weight, label in ((1, bacl), (-1, base))]
+            # Also through the head, where a method re-ranks (else it would repeat the claim above).
+            if key in RERANKED_COLUMNS and any(delivered != metric for _, _, delivered in terms):
                 claims.append(contrast_claim(summary, f"main.{key}.{bacl}>{base}.through_head", group, paper,
                                              benchmark, split, terms, z, f"{bacl} − {base}", THROUGH_HEAD))
     return claims
@@ -140,9 +141,12 @@ def ael_claims(summary: dict, ael: dict, split: str, z: float) -> list[dict]:
                            f"tables.ael must name a method with CLA first and one without it last, got {len(ael)}",
                            ATTENTION)]
     (first_label, first), (without_label, without) = next(iter(ael.items())), list(ael.items())[-1]
-    benchmarks = [b for b in summary["results"] if cell(summary, b, split, first, "ael.ael") is not None]
+    # The benchmarks the AEL group ran on as a whole (an ablation compares its rows with each other).
+    benchmarks = [b for b in summary["results"] if all(cell(summary, b, split, m, "ael.ael") is not None
+                                                       for m in ael.values())]
     if not benchmarks:
-        return [make_claim("ael", group, statement, "–", NOT_TESTABLE, f"no AEL measured for {first} on split {split}",
+        return [make_claim("ael", group, statement, "–", NOT_TESTABLE,
+                           f"no benchmark with AEL measured for all of {sorted(set(ael.values()))} on split {split}",
                            ATTENTION)]
     claims = []
     for benchmark in benchmarks:

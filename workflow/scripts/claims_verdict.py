@@ -62,7 +62,7 @@ def contrast_claim(summary: dict, claim_id: str, group: str, paper: str, benchma
     missing = sorted({f"{method} {metric}" for _, method, metric, stats in cells if stats is None})
     if missing:
         return make_claim(claim_id, group, paper, "–", NOT_TESTABLE,
-                          f"no {', '.join(missing)} on {benchmark}/{split}: not run in this configuration",
+                          f"no {', '.join(missing)} on {benchmark}/{split}: not run or not measured in this configuration",
                           decided_by)
     result = contrast([(100 * weight, stats) for weight, _, _, stats in cells])
     parts = ", ".join(f"{method} {short(metric)} {100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"

@@ -66,7 +66,8 @@ def heads_table(summary: dict, methods: dict, split: str, direction: str, title:
         "caption) pairs; untrained: the same aligner with its Transformer at its seeded initialisation (the reference "
         "a trained head must beat). Δ head − untrained: mean ± standard error of the per-seed differences (the same "
         "run, paired).",
-        "Pairwise acc: the true caption scores above one boundary negative, over all (sample, negative) pairs; "
+        "Pairwise acc: the true caption scores above one of its negatives (boundary negatives on synthetic data, "
+        "other clips' captions on real data), over all (sample, negative) pairs; "
         "chance 50 %. Beats all: above every one of its M negatives; chance E[0.5^M] when the comparisons are "
         "independent (what an untrained head scores) / E[1/(M+1)] when the M + 1 scores are exchangeable.",
         f"R@1 re-ranked by match only: each query's top k by embedding similarity re-ordered by the match score alone "
