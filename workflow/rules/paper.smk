@@ -70,8 +70,8 @@ _AEL = {"label": "AEL", "metric": "ael.ael", "untrained": "untrained.ael.ael", "
         "chance": "ael.chance", "types": True}
 _ATTENTION = [{"label": "attention entropy (nats)", "metric": "attention.entropy", "percent": False,
                "untrained": "untrained.attention.entropy", "chance": "attention.max_entropy"}] + [
-    {"label": f"divergence at {where} tokens", "metric": f"attention.divergence_{key}", "percent": False,
-     "untrained": f"untrained.attention.divergence_{key}"} for key, where in (("wrong", "wrong"), ("other", "other"))]
+    {"label": f"divergence at {key} tokens", "metric": f"attention.divergence_{key}", "percent": False,
+     "untrained": f"untrained.attention.divergence_{key}"} for key in ("wrong", "other")]
 # Ablation tables: config group -> title, metrics, the row the Δ columns compare with ("base", or
 # the group's "first" / "last" entry), and how a row label is shown (row_format, "{}" when absent).
 _ABLATIONS = {
