@@ -138,10 +138,12 @@ def test_plateau_report_flags_a_run_still_gaining():
     report = plateau_report(flat, 100)
     assert report["meets"] is True and report["val_r1_gain_pp"] == pytest.approx(0.0)
     assert report["final_val_r1"] == pytest.approx(60.0) and report["val_head_gain_pp"] is None
+    assert report["initial_val_head_pairwise"] is None
     assert report["loss_relative_change"] == pytest.approx(0.0) and report["threshold_pp"] == PLATEAU_GAIN_PP
     report = plateau_report(rising, 100)
     assert report["meets"] is False and report["val_r1_gain_pp"] == pytest.approx(2.0)
     assert report["val_head_gain_pp"] == pytest.approx(2.5) and report["final_val_head_pairwise"] == pytest.approx(60.0)
+    assert report["initial_val_head_pairwise"] == pytest.approx(50.0) and report["initial_val_r1"] == pytest.approx(60.0)
     # the loss falls by 0.25 over the quarter, relative to its mean there (2.2, 2.1, 2.0 at steps 80-100)
     assert report["loss_relative_change"] == pytest.approx(-0.25 / 2.1)
     unvalidated = plateau_report([{"step": s, "loss": 1.0} for s in steps], 100)
@@ -192,3 +194,74 @@ def test_bns_draws_log_their_sibling_shares(tmp_path):
     train(plain, latent_features(48), SETTINGS, tmp_path / "plain", progress=False)
     assert not any("drawn_one_edit" in r for r in records(tmp_path / "plain"))
     assert all("drawn_bs_mean" in r for r in records(tmp_path / "plain"))
+
+
+# --- the paper stage: training summary, convergence table, curves figure ---------------------------
+
+def run_log(gain_per_step: float, seed: int, steps: int = 100) -> list[dict]:
+    """A run's log lines: loss every 10 steps with drawn one-edit shares rising from 0.1 to 0.3,
+    validation points every 25 steps merged into the loss line of the same step, R@1 rising linearly."""
+    lines = [{"step": s, "progress": (s - 1) / steps, "loss": 2.0, "drawn_one_edit": 0.1 if s <= 25 else 0.3}
+             for s in range(10, steps + 1, 10)]
+    lines += [{"step": s, "progress": max(s - 1, 0) / steps, "val_r1": 0.5 + gain_per_step * s + 0.001 * seed,
+               "val_head_pairwise": 0.5} for s in range(0, steps + 1, 25)]
+    return sorted(lines, key=lambda line: line["step"])
+
+
+def test_training_summary_reports_each_runs_plateau_and_draw_shares():
+    from paper_fixtures import training_summary
+
+    flat, rising = run_log(0.0, seed=0), run_log(1e-3, seed=1)  # +2.5 pp over the last quarter
+    curves = training_summary.seed_curves([flat])
+    at_50 = curves["steps"].index(50)
+    assert curves["series"]["loss"]["mean"][at_50] == 2.0 and curves["series"]["val_r1"]["mean"][at_50] == 0.5
+    runs = [training_summary.run_convergence(flat, 0, {"seconds": 50.0}),
+            training_summary.run_convergence(rising, 1, {"seconds": 70.0})]
+    assert runs[0]["steps"] == 100 and runs[0]["meets"] is True and runs[1]["meets"] is False
+    assert runs[1]["val_r1_gain_pp"] == pytest.approx(2.5)
+    assert runs[0]["drawn_one_edit_early"] == pytest.approx(0.1) and runs[0]["drawn_one_edit_late"] == pytest.approx(0.3)
+    assert runs[0]["drawn_same_group_early"] is None and runs[1]["seconds_per_step"] == pytest.approx(0.7)
+    summary = training_summary.convergence_statistics(runs)
+    assert summary["meets"] == 1 and summary["n"] == 2 and summary["steps"] == [100]
+    assert summary["seconds_per_step"]["mean"] == pytest.approx(0.6) and summary["val_r1_gain_pp"]["n"] == 2
+    assert "drawn_same_group_early" not in summary  # never logged: no statistics
+    with pytest.raises(ValueError, match="seed 3"):
+        training_summary.run_convergence([], 3)
+
+
+def test_convergence_table_flags_runs_that_miss_the_plateau(tmp_path):
+    from paper_fixtures import load, training_summary
+
+    table_convergence = load("table_convergence")
+    runs = [training_summary.run_convergence(run_log(gain, seed), seed, {"seconds": 50.0})
+            for seed, gain in enumerate((0.0, 1e-3))]
+    training = {"convergence": {"image_text": {"clip_bacl": training_summary.convergence_statistics(runs),
+                                               "clip": training_summary.convergence_statistics(runs[:1])}},
+                "cost": {"image_text": {"clip_bacl": {"max_rss_mb": {"mean": 300.0, "std": 0.0, "n": 2}}}},
+                "plateau": {"threshold_pp": PLATEAU_GAIN_PP}}
+    table = table_convergence.convergence_table(training, {"CLIP": "clip", "CLIP+BACL": "clip_bacl", "GRAM": "gram"},
+                                                "Convergence", {"image_text": 0.125})
+    assert [row[:3] for row in table.rows] == [["image_text", "CLIP", "100"], ["image_text", "CLIP+BACL", "100"]]
+    clip, bacl = (dict(zip(table.columns, row)) for row in table.rows)
+    assert clip["Plateau met"] == "1/1" and bacl["Plateau met"] == "1/2 ✗"
+    assert bacl["ms / step"].mean == pytest.approx(500.0) and bacl["Peak RSS (MB)"].mean == 300.0
+    assert bacl["One-edit draws, last quarter (%)"].mean == pytest.approx(30.0) and clip["Peak RSS (MB)"] is None
+    notes = " ".join(table.notes)
+    assert "image_text / CLIP+BACL seed 1 (+2.50 pp)" in notes and "image_text 12.5 %" in notes
+    assert "different numbers of steps" not in notes
+    with pytest.raises(ValueError, match="gram"):
+        table_convergence.convergence_table(training, {"GRAM": "gram"}, "Convergence")
+
+
+def test_training_curves_figure_adds_the_validation_rows(tmp_path):
+    from paper_fixtures import load, training_summary
+
+    fig_training_curves = load("fig_training_curves")
+    training = {"curves": {"image_text": {"clip": training_summary.seed_curves([run_log(1e-3, 0)])},
+                           "video_text": {"clip": training_summary.seed_curves([[{"step": 5, "loss": 1.0}]])}}}
+    rows = fig_training_curves.figure_rows(training, {"CLIP": "clip"}, "loss")
+    assert len(rows) == 3 and list(rows)[1] == fig_training_curves.VALIDATION_SERIES["val_r1"]
+    assert rows[list(rows)[1]]["image_text"]["CLIP"]["mean"][-1] == pytest.approx(60.0)  # in percent
+    assert "video_text" not in rows[list(rows)[1]]  # that run did not validate
+    fig_training_curves.plot(rows, tmp_path / "c.png", tmp_path / "c.pdf")
+    assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "c.pdf").stat().st_size > 0

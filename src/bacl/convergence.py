@@ -104,25 +104,23 @@ def last_quarter_change(steps, values, total_steps: int, fraction: float = PLATE
 def plateau_report(records: list[dict], total_steps: int, threshold_pp: float = PLATEAU_GAIN_PP) -> dict:
     """The plateau criterion of one run from its metrics log records (dicts with ``step``).
 
-    Returns ``{"final_val_r1", "val_r1_gain_pp", "meets", "final_val_head_pairwise",
-    "val_head_gain_pp", "loss_relative_change", "threshold_pp"}``: R@1 and head accuracy in
-    percent; ``meets`` is None where the run logged too few validation points to judge (then it
-    counts as missing the criterion in the tables).
+    Returns, R@1 and head accuracy in percent: ``initial_val_r1`` and ``final_val_r1`` (first and
+    last validation points; the first is the untrained heads' at step 0), ``val_r1_gain_pp`` (over
+    the last quarter), ``meets`` (None where the run logged too few validation points to judge:
+    the tables count it as missing the criterion), the same ``initial_`` / ``final_`` / ``_gain_pp``
+    of ``val_head_pairwise``, the training loss's ``loss_relative_change`` and ``threshold_pp``.
     """
-    def curve(key):
-        points = [(r["step"], r[key]) for r in records if key in r]
-        return [s for s, _ in points], [v for _, v in points]
-
     out = {"threshold_pp": threshold_pp}
     for key, name in (("val_r1", "val_r1"), ("val_head_pairwise", "val_head")):
-        steps, values = curve(key)
-        change = last_quarter_change(steps, values, total_steps)
-        out[f"final_{key}"] = 100 * values[-1] if values else None
+        points = sorted((r["step"], r[key]) for r in records if key in r)
+        change = last_quarter_change([s for s, _ in points], [v for _, v in points], total_steps)
+        out[f"initial_{key}"] = 100 * points[0][1] if points else None
+        out[f"final_{key}"] = 100 * points[-1][1] if points else None
         out[f"{name}_gain_pp"] = None if change is None else 100 * change
     gain = out["val_r1_gain_pp"]
     out["meets"] = None if gain is None else gain < threshold_pp
-    steps, losses = curve("loss")
-    change = last_quarter_change(steps, losses, total_steps)
-    start = [v for s, v in zip(steps, losses) if s >= (1 - PLATEAU_FRACTION) * total_steps]
-    out["loss_relative_change"] = None if change is None or not start else change / abs(sum(start) / len(start))
+    losses = sorted((r["step"], r["loss"]) for r in records if "loss" in r)
+    change = last_quarter_change([s for s, _ in losses], [v for _, v in losses], total_steps)
+    quarter = [v for s, v in losses if s >= (1 - PLATEAU_FRACTION) * total_steps]
+    out["loss_relative_change"] = None if change is None else change / abs(sum(quarter) / len(quarter))
     return out
