@@ -265,3 +265,30 @@ def test_training_curves_figure_adds_the_validation_rows(tmp_path):
     assert "video_text" not in rows[list(rows)[1]]  # that run did not validate
     fig_training_curves.plot(rows, tmp_path / "c.png", tmp_path / "c.pdf")
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "c.pdf").stat().st_size > 0
+
+
+def test_learning_curves_script_runs_the_cli_per_method_and_budget(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    from fixtures import tiny_config, write_config, write_feature_file
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import learning_curves
+
+    config = write_config(tmp_path / "config.yaml", tiny_config({"clip": {"aligner": "clip"},
+                                                                 "clip_bacl": {"aligner": "clip", "bns": True, "cla": True}}))
+    train_file = write_feature_file(tmp_path / "train.safetensors", latent_features(48))
+    val_file = write_feature_file(tmp_path / "val.safetensors", latent_features(24, seed=1))
+    args = ["--config", str(config), "--train", str(train_file), "--pools", str(train_file), "--val", str(val_file),
+            "--methods", "clip", "clip_bacl", "--validate-every", "2", "--report-steps", "2", "4"]
+    curve = learning_curves.main([*args, "--steps", "4", "--out", str(tmp_path / "curve.json")])
+    assert curve["mode"] == "curve" and [(r["method"], r["steps"]) for r in curve["runs"]] == [("clip", 4), ("clip_bacl", 4)]
+    assert curve["runs"][1]["curve"]["steps"] == [0, 2, 4] and len(curve["runs"][1]["head_curve"]["steps"]) == 3
+    assert all(0 < r["validation_share"] < 1 and r["cpu_seconds_per_step"] > 0 for r in curve["runs"])
+    budgets = learning_curves.main([*args, "--methods", "clip", "--budgets", "2", "4", "--validate-every", "1",
+                                    "--out", str(tmp_path / "budgets.json")])
+    assert [r["steps"] for r in budgets["runs"]] == [2, 4] and budgets["runs"][1]["plateau"]["meets"] is not None
+    printed = capsys.readouterr().out
+    assert "R@1@2" in printed and "gain_lq(pp)" in printed
+    assert json.loads((tmp_path / "budgets.json").read_text())["mode"] == "budgets"
