@@ -239,8 +239,14 @@ def test_convergence_table_flags_runs_that_miss_the_plateau(tmp_path):
                                                "clip": training_summary.convergence_statistics(runs[:1])}},
                 "cost": {"image_text": {"clip_bacl": {"max_rss_mb": {"mean": 300.0, "std": 0.0, "n": 2}}}},
                 "plateau": {"threshold_pp": PLATEAU_GAIN_PP}}
+    pools = tmp_path / "pools.safetensors"
+    FeatureSet.write(pools, {"text_neighbours": torch.zeros(4, 2, dtype=torch.long)},
+                     {"sibling_shares": {"text_neighbours": {"one_edit": 0.125}, "x_neighbours": {"one_edit": 0.5}}})
+    FeatureSet.write(tmp_path / "real.safetensors", {"text_neighbours": torch.zeros(4, 2, dtype=torch.long)}, {})
+    shares = table_convergence.pool_shares({"image_text": pools, "real": tmp_path / "real.safetensors"})
+    assert shares == {"image_text": 0.125}
     table = table_convergence.convergence_table(training, {"CLIP": "clip", "CLIP+BACL": "clip_bacl", "GRAM": "gram"},
-                                                "Convergence", {"image_text": 0.125})
+                                                "Convergence", shares)
     assert [row[:3] for row in table.rows] == [["image_text", "CLIP", "100"], ["image_text", "CLIP+BACL", "100"]]
     clip, bacl = (dict(zip(table.columns, row)) for row in table.rows)
     assert clip["Plateau met"] == "1/1" and bacl["Plateau met"] == "1/2 ✗"

@@ -54,7 +54,11 @@ def plot(rows: dict[str, dict], png: str, pdf: str) -> None:
                              squeeze=False)
     for row, (ylabel, curves) in zip(axes, rows.items()):
         for ax, benchmark in zip(row, benchmarks):
-            for label, line in curves.get(benchmark, {}).items():
+            if benchmark not in curves:  # e.g. no run of this benchmark validated (no val split)
+                ax.text(0.5, 0.5, f"{benchmark}: not logged", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
+            for label, line in curves[benchmark].items():
                 low = [m - s for m, s in zip(line["mean"], line["std"])]
                 high = [m + s for m, s in zip(line["mean"], line["std"])]
                 ax.plot(line["steps"], line["mean"], label=label, linewidth=1.0, color=colours[label])

@@ -12,7 +12,10 @@ pools they are drawn from (the pools' metadata, candidate_index.py). Runs that m
 are named in the notes.
 """
 
-from bacl.featureset import FeatureSet
+import json
+
+from safetensors import safe_open
+
 from joblog import redirect_to_log
 from paper_common import MeanStd, Table, read_json
 
@@ -35,6 +38,9 @@ def _cell(stats: dict | None, factor: float = 1.0) -> MeanStd | None:
 
 
 def _misses(benchmark: str, label: str, runs: list[dict]) -> list[str]:
+    """The runs of one method that miss the criterion, named; a method none of whose runs validated once."""
+    if all(run["final_val_r1"] is None for run in runs):
+        return [f"{benchmark} / {label} (not validated: no val split)"]
     out = []
     for run in runs:
         if run["meets"] is None:
@@ -49,7 +55,8 @@ def pool_shares(pools: dict[str, str]) -> dict[str, float]:
     pools files' metadata ({benchmark: path}; benchmarks without sibling groups are left out)."""
     out = {}
     for benchmark, path in pools.items():
-        shares = FeatureSet.load(path).meta.get("sibling_shares")
+        with safe_open(str(path), framework="pt") as handle:  # the metadata only, not the pools
+            shares = json.loads((handle.metadata() or {}).get("meta", "{}")).get("sibling_shares")
         if shares:
             out[benchmark] = shares["text_neighbours"]["one_edit"]
     return out
