@@ -338,3 +338,22 @@ def test_the_discriminative_form_needs_token_ids_and_the_literal_does_not():
     with pytest.raises(ValueError, match="candidate_text_token_ids"):
         BACLLoss(sampler=BoundarySampler(num_negatives=3), cross_modal=small_transformer(), bns_pool="retrieved")(
             image, text, 10.0, progress=1.0, text_token_ids=token_ids(0, 4), **retrieved, **kwargs)
+
+
+def test_without_bns_the_match_list_takes_uniform_in_batch_negatives():
+    """CLA only / CLIP+matching: the K negatives are uniform draws from the batch even when retrieved
+    candidates are given (with ``bns_pool="retrieved"``, from the retrieved candidates)."""
+    image, text = features(12, 6)
+    candidates = dict(candidate_text_features=F.normalize(torch.randn(6, 3, 8), dim=-1),
+                      candidate_text_tokens=torch.full((6, 3, 5, 6), 100.0))  # marked: retrieved tokens
+    seen = []
+    transformer = small_transformer()
+    transformer.register_forward_hook(lambda module, args, output: seen.append(args[0][:, 0, 0]))
+    for bns_pool, retrieved in (("retrieved_and_batch", False), ("retrieved", True)):
+        seen.clear()
+        BACLLoss(use_bns=False, cross_modal=transformer, match_negatives=2, bns_pool=bns_pool, cla_form="literal")(
+            image, text, 10.0, image_tokens=tokens(0, 6), text_tokens=tokens(1, 6),
+            generator=torch.Generator().manual_seed(0), **candidates)
+        negatives = seen[0][6:]
+        assert len(negatives) == 6 * 2 and bool((negatives == 100.0).all()) == retrieved
+        assert bool((negatives == 100.0).any()) == retrieved

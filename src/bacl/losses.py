@@ -60,8 +60,9 @@ class BACLLoss(nn.Module):
         lambda_match: weight of L_match; 1.0, the weight ALBEF/BLIP give their matching loss.
         match_objective: ``"listwise"`` (cross-entropy over the positive and its K negatives) or
             ``"hardest_bce"`` (BCE of the positive vs the largest-BS negative: the first reading).
-        match_negatives: without BNS, uniform in-batch negatives per anchor for the match list;
-            4, the sampler's default K (with BNS the K drawn negatives are the list).
+        match_negatives: without BNS, uniform in-batch negatives per anchor for the match list
+            (retrieved ones with ``bns_pool="retrieved"``); 4, the sampler's default K (with BNS the
+            K drawn negatives are the list).
         bns_pool: ``"retrieved_and_batch"`` (BNS draws from the retrieved candidates and the
             batch) or ``"retrieved"`` (the retrieved candidates only); without retrieved
             candidates the batch is the pool either way.

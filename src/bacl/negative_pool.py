@@ -138,7 +138,8 @@ class NegativePool:
 
         Admissible: in the pool's mask, not a copy of the positive, with token features at hand.
         ``listwise``: the K draws of ``draw`` (BNS), or without one ``count`` uniform draws without
-        replacement. ``hardest_bce`` (the first reading): the one admissible candidate of largest
+        replacement from the batch part (from the retrieved pool if it is the whole pool).
+        ``hardest_bce`` (the first reading): the one admissible candidate of largest
         boundary score, among the draws when there are draws.
         """
         with torch.no_grad():
@@ -152,6 +153,8 @@ class NegativePool:
                 return hardest, admissible.gather(1, hardest)
             if draw is not None:
                 return draw.index, draw.valid & admissible.gather(1, draw.index)
+            if self.batch is not None:  # without BNS: uniform in-batch negatives (CLIP+matching, CLA only)
+                admissible &= ~self.is_retrieved(every)
             noise = torch.rand(admissible.shape, generator=generator, device=admissible.device)
             index = noise.masked_fill(~admissible, -1.0).topk(min(count, self.size), dim=1).indices
             return index, admissible.gather(1, index)
