@@ -216,7 +216,7 @@ def test_bad_input_names_the_argument(make_call, name):
         (dict(use_cla=False, negative_weight=0.0), "negative_weight"),
         (dict(use_cla=False, world_size=2, local_loss=False), "local_loss"),
         (dict(use_cla=False, match_objective="pairwise"), "match_objective"),
-        (dict(use_cla=False, bns_pool="batch"), "bns_pool"),
+        (dict(use_cla=False, match_pool="batch"), "match_pool"),
         (dict(use_cla=False, cla_form="sharp"), "cla_form"),
         (dict(use_cla=False, cla_temperature=0.0), "cla_temperature"),
         (dict(use_cla=False, match_negatives=0), "match_negatives"),
@@ -302,27 +302,34 @@ def test_listwise_match_loss_is_cross_entropy_over_the_positive_and_its_negative
     torch.testing.assert_close(hardest["match_loss"], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_bns_over_pool_and_batch_draws_easy_batch_negatives_early_and_retrieved_ones_late():
+def test_match_list_draws_easy_batch_negatives_early_and_retrieved_ones_late():
     """Retrieved candidates are near the anchor (boundary score ~0), the other captions of the
-    batch far from it: under the default curriculum most draws come from the batch at eta = 0 and
-    from the retrieved pool at eta = 1; with ``bns_pool="retrieved"`` every draw is retrieved."""
+    batch far from it: the match list's BNS draw over both takes mostly batch captions at eta = 0
+    and mostly retrieved ones at eta = 1 (the default curriculum). The contrastive term keeps its
+    own draws from the retrieved pool: it is the same whatever the match pool."""
     batch, pool = 16, 4
     gen = torch.Generator().manual_seed(0)
     image = F.normalize(torch.randn(batch, 8, generator=gen), dim=-1)
     text = F.normalize(image + 0.3 * torch.randn(batch, 8, generator=gen), dim=-1)
     near = F.normalize(image[:, None] + 0.3 * torch.randn(batch, pool, 8, generator=gen), dim=-1)
-    kwargs = dict(candidate_text_features=near, candidate_image_features=near, output_dict=True)
-    shares = {}
-    for bns_pool in ("retrieved_and_batch", "retrieved"):
-        loss_fn = BACLLoss(use_cla=False, sampler=BoundarySampler(num_negatives=2), bns_pool=bns_pool)
+    kwargs = dict(candidate_text_features=near, candidate_image_features=near, output_dict=True,
+                  candidate_text_tokens=torch.randn(batch, pool, 5, 6, generator=gen),
+                  image_tokens=tokens(0, batch), text_tokens=tokens(1, batch))
+    shares, contrastive = {}, {}
+    for match_pool in ("retrieved_and_batch", "retrieved"):
+        loss_fn = BACLLoss(sampler=BoundarySampler(num_negatives=2), cross_modal=small_transformer(),
+                           match_pool=match_pool, cla_form="literal")
         for progress in (0.0, 1.0):
             draws = []
-            for seed in range(20):
-                loss_fn(image, text, 10.0, progress=progress, generator=torch.Generator().manual_seed(seed), **kwargs)
-                draws.append(loss_fn.last_draw["image_to_text_retrieved_share"].item())
-            shares[bns_pool, progress] = sum(draws) / len(draws)
+            for seed in range(10):
+                out = loss_fn(image, text, 10.0, progress=progress, generator=torch.Generator().manual_seed(seed), **kwargs)
+                draws.append(loss_fn.last_draw["match_retrieved_share"].item())
+                contrastive[match_pool, progress, seed] = out["contrastive_loss"]
+            shares[match_pool, progress] = sum(draws) / len(draws)
     assert shares["retrieved_and_batch", 0.0] < 0.5 < shares["retrieved_and_batch", 1.0]
     assert shares["retrieved", 0.0] == shares["retrieved", 1.0] == 1.0
+    for (match_pool, progress, seed), value in contrastive.items():
+        torch.testing.assert_close(value, contrastive["retrieved", progress, seed], rtol=0, atol=0)
 
 
 def test_the_discriminative_form_needs_token_ids_and_the_literal_does_not():
@@ -336,22 +343,22 @@ def test_the_discriminative_form_needs_token_ids_and_the_literal_does_not():
     retrieved = dict(candidate_text_features=F.normalize(torch.randn(4, 5, 8), dim=-1),
                      candidate_text_tokens=torch.randn(4, 5, 5, 6))
     with pytest.raises(ValueError, match="candidate_text_token_ids"):
-        BACLLoss(sampler=BoundarySampler(num_negatives=3), cross_modal=small_transformer(), bns_pool="retrieved")(
+        BACLLoss(sampler=BoundarySampler(num_negatives=3), cross_modal=small_transformer(), match_pool="retrieved")(
             image, text, 10.0, progress=1.0, text_token_ids=token_ids(0, 4), **retrieved, **kwargs)
 
 
 def test_without_bns_the_match_list_takes_uniform_in_batch_negatives():
     """CLA only / CLIP+matching: the K negatives are uniform draws from the batch even when retrieved
-    candidates are given (with ``bns_pool="retrieved"``, from the retrieved candidates)."""
+    candidates are given (with ``match_pool="retrieved"``, from the retrieved candidates)."""
     image, text = features(12, 6)
     candidates = dict(candidate_text_features=F.normalize(torch.randn(6, 3, 8), dim=-1),
                       candidate_text_tokens=torch.full((6, 3, 5, 6), 100.0))  # marked: retrieved tokens
     seen = []
     transformer = small_transformer()
     transformer.register_forward_hook(lambda module, args, output: seen.append(args[0][:, 0, 0]))
-    for bns_pool, retrieved in (("retrieved_and_batch", False), ("retrieved", True)):
+    for match_pool, retrieved in (("retrieved_and_batch", False), ("retrieved", True)):
         seen.clear()
-        BACLLoss(use_bns=False, cross_modal=transformer, match_negatives=2, bns_pool=bns_pool, cla_form="literal")(
+        BACLLoss(use_bns=False, cross_modal=transformer, match_negatives=2, match_pool=match_pool, cla_form="literal")(
             image, text, 10.0, image_tokens=tokens(0, 6), text_tokens=tokens(1, 6),
             generator=torch.Generator().manual_seed(0), **candidates)
         negatives = seen[0][6:]

@@ -5,11 +5,11 @@
 * ``L_contrast`` is CLIP's symmetric InfoNCE. With BNS on, the K negatives drawn per anchor by
   :class:`~bacl.sampler.BoundarySampler` enter each anchor's softmax denominator as extra terms
   ``log(negative_weight * w_k) + logit_k``, in both directions (image->text, text->image).
-  BNS draws from the retrieved pool and the batch together (``bns_pool``), so the curriculum
-  picks easy in-batch negatives early and retrieved boundary negatives late.
 * ``L_match`` trains the cross-modal Transformer's match head on a list per image anchor: its
-  positive caption and the K negatives of the method's own sampler (the BNS draws; uniform
-  in-batch draws without BNS), listwise cross-entropy by default (:mod:`bacl.matching`).
+  positive caption and K negatives of the method's own sampler — with BNS, drawn by the same
+  sampler and curriculum from the retrieved pool *and the batch* (``match_pool``), so the list
+  holds easy in-batch negatives early and retrieved boundary negatives late; without BNS, uniform
+  in-batch draws — listwise cross-entropy by default (:mod:`bacl.matching`).
 * ``L_local`` is CLA on the same lists: the positive's attention against each negative's, in the
   discriminative reading (:mod:`bacl.discriminative_cla`, attention that differs where the
   captions differ) or the literal formula (:func:`~bacl.attention.contrastive_local_attention_loss`).
@@ -35,9 +35,9 @@ from .negative_pool import NegativePool
 from .sampler import BoundarySampler
 from .validation import check_floating, check_matrix, check_positive_number, checked_token_mask
 
-__all__ = ["BACLLoss", "BNS_POOLS", "contrastive_logits_loss"]
+__all__ = ["BACLLoss", "MATCH_POOLS", "contrastive_logits_loss"]
 
-BNS_POOLS = ("retrieved_and_batch", "retrieved")
+MATCH_POOLS = ("retrieved_and_batch", "retrieved")
 
 
 def contrastive_logits_loss(logits: torch.Tensor, labels: torch.Tensor, extra_logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,11 +61,12 @@ class BACLLoss(nn.Module):
         match_objective: ``"listwise"`` (cross-entropy over the positive and its K negatives) or
             ``"hardest_bce"`` (BCE of the positive vs the largest-BS negative: the first reading).
         match_negatives: without BNS, uniform in-batch negatives per anchor for the match list
-            (retrieved ones with ``bns_pool="retrieved"``); 4, the sampler's default K (with BNS the
-            K drawn negatives are the list).
-        bns_pool: ``"retrieved_and_batch"`` (BNS draws from the retrieved candidates and the
-            batch) or ``"retrieved"`` (the retrieved candidates only); without retrieved
-            candidates the batch is the pool either way.
+            (retrieved ones with ``match_pool="retrieved"``); 4, the sampler's default K (with BNS
+            the K drawn negatives are the list).
+        match_pool: where the match list's negatives come from: ``"retrieved_and_batch"`` (with
+            BNS a second draw of the sampler, under the same curriculum, over the retrieved
+            candidates and the batch) or ``"retrieved"`` (the contrastive term's own BNS draws:
+            the first reading); without retrieved candidates the batch is the pool either way.
         cla_form: ``"discriminative"`` (needs token ids) or ``"literal"``.
         cla_temperature: tau of the discriminative form; 0.1 gives its TV in [0, 1] a 10-nat range.
         beta: literal CLA's amplification of divergent attention, ``A_b = A- * (1 + beta * dA)``.
@@ -87,7 +88,7 @@ class BACLLoss(nn.Module):
         lambda_match: float = 1.0,
         match_objective: str = "listwise",
         match_negatives: int = 4,
-        bns_pool: str = "retrieved_and_batch",
+        match_pool: str = "retrieved_and_batch",
         cla_form: str = "discriminative",
         cla_temperature: float = 0.1,
         beta: float = 1.0,
@@ -112,10 +113,10 @@ class BACLLoss(nn.Module):
         self.lambda_match = check_positive_number("lambda_match", lambda_match, allow_zero=True)
         self.beta = check_positive_number("beta", beta, allow_zero=True)
         for name, value, choices in (("match_objective", match_objective, MATCH_OBJECTIVES),
-                                     ("bns_pool", bns_pool, BNS_POOLS), ("cla_form", cla_form, CLA_FORMS)):
+                                     ("match_pool", match_pool, MATCH_POOLS), ("cla_form", cla_form, CLA_FORMS)):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-        self.match_objective, self.bns_pool, self.cla_form = match_objective, bns_pool, cla_form
+        self.match_objective, self.match_pool, self.cla_form = match_objective, match_pool, cla_form
         if isinstance(match_negatives, bool) or not isinstance(match_negatives, int) or match_negatives < 1:
             raise ValueError(f"match_negatives must be a positive integer, got {match_negatives!r}")
         self.match_negatives = match_negatives
@@ -235,25 +236,20 @@ class BACLLoss(nn.Module):
         extra_image = extra_text = None
         draw = text_pool = None
         if self.use_bns or self.use_cla:
-            text_pool = NegativePool(image_features, text_features, all_text, text_candidates, anchor_labels,
-                                     self.bns_pool == "retrieved_and_batch", local, text_tokens, text_token_mask,
-                                     text_token_ids, candidate_text_token_ids)
+            text_pool = NegativePool(image_features, text_features, all_text, text_candidates, anchor_labels, local,
+                                     text_tokens, text_token_mask, text_token_ids, candidate_text_token_ids)
         if self.use_bns:
             if progress is None:
                 raise ValueError("progress (training progress eta in [0, 1]) is required when use_bns=True")
             draw, extra_image = self._extra_negatives(image_features, text_pool, logit_scale, logit_bias, progress,
                                                       generator)
-            image_pool = NegativePool(text_features, image_features, all_image, image_candidates, anchor_labels,
-                                      self.bns_pool == "retrieved_and_batch", local)
+            image_pool = NegativePool(text_features, image_features, all_image, image_candidates, anchor_labels, local)
             draw_text, extra_text = self._extra_negatives(text_features, image_pool, logit_scale, logit_bias, progress,
                                                           generator)
             self.last_draw = {
                 "alpha": draw.alpha,
                 "image_to_text_boundary_score": draw.boundary_score[draw.valid].detach(),
                 "text_to_image_boundary_score": draw_text.boundary_score[draw_text.valid].detach(),
-                # share of the valid draws that came from the retrieved pool (the curriculum's work)
-                "image_to_text_retrieved_share": text_pool.is_retrieved(draw.index)[draw.valid].float().sum()
-                / draw.valid.sum().clamp_min(1),
             }
         losses = {
             "contrastive_loss": (
@@ -266,7 +262,17 @@ class BACLLoss(nn.Module):
         if self.use_cla:
             if image_tokens is None or text_tokens is None:
                 raise ValueError("image_tokens and text_tokens are required when use_cla=True")
-            local_term, match = self._local_terms(text_pool, draw, image_tokens, image_token_mask, text_tokens,
+            match_pool, match_draw = text_pool, draw
+            if self.match_pool == "retrieved_and_batch" and text_pool.batch is None:
+                match_pool = text_pool.with_batch(image_features)
+                if draw is not None:  # the same sampler and curriculum; the policy learns from its own draw only
+                    with torch.no_grad():
+                        match_draw = self.sampler.draw(match_pool.similarities, progress, candidate_mask=match_pool.mask,
+                                                       generator=generator, rank=self.rank, world_size=self.world_size)
+            if match_draw is not None:  # share of the match list's draws that are retrieved candidates
+                self.last_draw["match_retrieved_share"] = (
+                    match_pool.is_retrieved(match_draw.index) & match_draw.valid).sum() / match_draw.valid.sum().clamp_min(1)
+            local_term, match = self._local_terms(match_pool, match_draw, image_tokens, image_token_mask, text_tokens,
                                                   text_token_mask, text_token_ids, generator)
             losses["local_loss"] = self.lambda_local * local_term
             losses["match_loss"] = self.lambda_match * match

@@ -9,13 +9,17 @@ the candidate axis, of up to two parts, each a :class:`~bacl.candidates.ScoredPo
   CandidatePool; rows of the training split);
 * the **batch** part: the (gathered) batch, minus the anchor's own positive.
 
-With both (``bns_pool: retrieved_and_batch``) the curriculum chooses between easy in-batch
-negatives early and retrieved boundary negatives late (paper/ASSUMPTIONS.md, BACL loss). Token
+BNS's contrastive draws come from the retrieved part (the batch when there is none). The match
+list of the cross-modal Transformer draws, with the same sampler and curriculum, from both
+(``match_pool: retrieved_and_batch``), so the curriculum chooses easy in-batch negatives early and
+retrieved boundary negatives late (paper/ASSUMPTIONS.md, BACL loss). Token
 features exist for the retrieved part (when its store has them) and for this rank's rows of the
 batch; other positions are never put in a match list.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -32,32 +36,45 @@ class NegativePool:
     Args:
         anchor, positive: (B, D) embeddings of the anchors and of their positives.
         all_positive: (N, D) the gathered batch of positives (the batch part's embeddings).
-        retrieved: the retrieved CandidatePool, or None.
+        retrieved: the retrieved CandidatePool, or None (then the batch is the pool).
         labels: (B,) column of each anchor's own positive in ``all_positive``.
-        include_batch: add the batch part to a retrieved pool (without one, the batch is the pool).
         local: (start, stop) of this rank's rows in ``all_positive`` (their tokens are at hand).
         tokens, token_mask, token_ids: this rank's (B, L, Dt), (B, L), (B, L) of the positives,
             for the batch part's match lists; retrieved_token_ids: (B, P, L) ids of the retrieved
             candidates (their token features come from the CandidatePool's store).
     """
 
-    def __init__(self, anchor, positive, all_positive, retrieved: CandidatePool | None, labels, include_batch: bool,
+    def __init__(self, anchor, positive, all_positive, retrieved: CandidatePool | None, labels,
                  local: tuple[int, int], tokens=None, token_mask=None, token_ids=None, retrieved_token_ids=None):
         self.retrieved = None if retrieved is None else ScoredPool.of(anchor, positive, all_positive, retrieved, labels)
-        self.batch = ScoredPool.of(anchor, positive, all_positive, None, labels) \
-            if retrieved is None or include_batch else None
-        parts = [part for part in (self.retrieved, self.batch) if part is not None]
-        self.offset = 0 if self.retrieved is None else self.retrieved.similarities.anchor_candidate.shape[1]
-        first = parts[0].similarities
-        self.similarities = PoolSimilarities(
-            torch.cat([p.similarities.anchor_candidate for p in parts], 1),
-            torch.cat([p.similarities.positive_candidate for p in parts], 1), first.anchor_positive)
-        masks = [p.mask if p.mask is not None else torch.ones_like(p.similarities.anchor_candidate, dtype=torch.bool)
-                 for p in parts]
-        self.mask = torch.cat(masks, 1)
+        self.batch = None
+        self._labels = labels
         self.positive, self.all_positive, self.local = positive, all_positive, local
         self.tokens, self.token_mask, self.token_ids = tokens, token_mask, token_ids
         self.retrieved_token_ids = retrieved_token_ids
+        if retrieved is None:
+            self.batch = ScoredPool.of(anchor, positive, all_positive, None, labels)
+        self._concatenate()
+
+    def _concatenate(self) -> None:
+        parts = [part for part in (self.retrieved, self.batch) if part is not None]
+        self.offset = 0 if self.retrieved is None else self.retrieved.similarities.anchor_candidate.shape[1]
+        self.similarities = PoolSimilarities(
+            torch.cat([p.similarities.anchor_candidate for p in parts], 1),
+            torch.cat([p.similarities.positive_candidate for p in parts], 1), parts[0].similarities.anchor_positive)
+        masks = [p.mask if p.mask is not None else torch.ones_like(p.similarities.anchor_candidate, dtype=torch.bool)
+                 for p in parts]
+        self.mask = torch.cat(masks, 1)
+
+    def with_batch(self, anchor) -> "NegativePool":
+        """The same pool with the batch part added (the retrieved part's scores are reused); itself
+        when the batch is already in it."""
+        if self.batch is not None:
+            return self
+        pool = copy.copy(self)
+        pool.batch = ScoredPool.of(anchor, self.positive, self.all_positive, None, self._labels)
+        pool._concatenate()
+        return pool
 
     @property
     def size(self) -> int:

@@ -33,7 +33,7 @@ ALIGNERS = {
 BACL_COMPATIBLE = ("clip", "blip", "m3jepa")
 SAMPLER_KEYS = ("num_negatives", "schedule", "hidden_dim", "gumbel_temperature", "boundary_temperature",
                 "priority_scale", "entropy_weight")
-LOSS_KEYS = ("lambda_local", "lambda_match", "match_objective", "match_negatives", "bns_pool", "cla_form",
+LOSS_KEYS = ("lambda_local", "lambda_match", "match_objective", "match_negatives", "match_pool", "cla_form",
              "cla_temperature", "beta", "omega_size", "negative_weight", "cla_anchors")
 
 
