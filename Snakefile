@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import min_version, validate
 
-from bacl.config import merge_base
+from bacl.config import check_config, merge_base
 
 min_version("9.0")
 
@@ -19,6 +19,8 @@ resolved = merge_base(dict(config), "workflow/config")
 config.clear()
 config.update(resolved)
 validate(config, "workflow/schemas/config.schema.yaml")
+# The rules the schema cannot state (keys that join, method overrides, table rows), before any job.
+check_config(config)
 
 
 include: "workflow/rules/common.smk"
@@ -27,6 +29,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/encoders.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/realdata.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/theory.smk"
@@ -37,3 +40,4 @@ rule all:
     input:
         all_eval_files(),
         PAPER_OUTPUTS,
+        PROBE_OUTPUTS,

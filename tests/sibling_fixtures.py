@@ -83,9 +83,9 @@ def sibling_batch(data: dict[str, torch.Tensor], rows: torch.Tensor, x_order: to
         x=data["x"][x_rows], text=data["text"][rows], x_tokens=data["x_tokens"][x_rows],
         x_token_mask=data["x_token_mask"][x_rows], text_tokens=data["text_tokens"][rows],
         text_token_mask=data["text_token_mask"][rows], text_token_ids=data["text_token_ids"][rows],
-        candidate_text=CandidatePool(pool, data["text"], tokens=data["text_tokens"], token_mask=data["text_token_mask"]),
-        candidate_x=CandidatePool(pool, x_store),
-        candidate_text_token_ids=data["text_token_ids"][pool])
+        candidate_text=CandidatePool(pool, data["text"], tokens=data["text_tokens"], token_mask=data["text_token_mask"],
+                                     token_ids=data["text_token_ids"]),
+        candidate_x=CandidatePool(pool, x_store))
 
 
 def sibling_dims() -> FeatureDims:

@@ -43,30 +43,10 @@ def make_aligner(spec: dict, dims, seed: int = 0):
     return build_aligner(settings["spec"], dims, bacl=settings["bacl"], transformer=settings["transformer"])
 
 
-class WithTokenIds(FeatureSet):
-    """The fixture's split with caption token ids (5 words per slot, word (caption_id * (slot + 1))
-    mod 5: captions share some words and differ in others), handed to the batches as
-    FeatureSet.batch does once it passes ``text_token_ids`` on."""
-
-    def __init__(self, features: FeatureSet):
-        tensors = dict(features.tensors)
-        slots = torch.arange(tensors["text_token_mask"].shape[1])
-        ids = 5 * slots + (tensors["caption_id"][:, None] * (slots + 1)) % 5 + 1
-        tensors["text_token_ids"] = ids.masked_fill(~tensors["text_token_mask"], 0)
-        super().__init__(tensors, features.meta, features.source)
-
-    def batch(self, index, candidates=False, pool_size=None):
-        batch = super().batch(index, candidates, pool_size)
-        batch.text_token_ids = self["text_token_ids"][index]
-        if candidates:
-            batch.candidate_text_token_ids = self["text_token_ids"][self["text_neighbours"][index][:, :pool_size]]
-        return batch
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_training_lowers_the_held_out_contrastive_loss(case, tmp_path):
     spec, modalities, terms = CASES[case]
-    train_set, test_set = (WithTokenIds(latent_features(n, seed=seed, modalities=modalities))
+    train_set, test_set = (latent_features(n, seed=seed, modalities=modalities)
                            for n, seed in ((128, 0), (64, 1)))
     aligner = make_aligner(spec, train_set.dims)
     before = held_out_contrastive_loss(aligner, test_set)

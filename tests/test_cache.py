@@ -152,3 +152,50 @@ def test_extracted_texts_equal_a_direct_forward(encoder, tmp_path):
     assert torch.equal(cached["token_ids"], ids) and torch.equal(cached["token_mask"], features["token_mask"])
     with pytest.raises(ValueError, match="kind"):
         extract_and_cache(encoder, captions, "smell", tmp_path / "s", "s", batch_size=2)
+
+
+def test_feature_sets_keep_the_configured_block_in_its_own_cache_entry(encoder, tmp_path):
+    from bacl.data.features import synthetic_feature_set
+    from bacl.data.synthetic import generate_split
+
+    dataset = generate_split("image", {"n_train": 3}, "train")
+    last, meta = synthetic_feature_set(dataset, {"image": encoder}, tmp_path, batch_size=4, progress=False)
+    second, meta2 = synthetic_feature_set(dataset, {"image": encoder}, tmp_path, batch_size=4, progress=False,
+                                          layers={"image": 2})
+    assert meta["token_layers"] == {"image": 4, "text": 3} and meta2["token_layers"] == {"image": 2, "text": 3}
+    assert torch.equal(second["x_tokens"], encoder.encode_images(dataset.images, layer=2)["tokens"].half())
+    assert not torch.equal(second["x_tokens"], last["x_tokens"]) and torch.equal(second["x"], last["x"])
+    assert torch.equal(second["text_tokens"], last["text_tokens"])  # texts keep the last block
+    first_text, _ = synthetic_feature_set(dataset, {"image": encoder}, tmp_path, batch_size=4, progress=False,
+                                          layers={"text": 1})
+    length = first_text["text_tokens"].shape[1]
+    expected = encoder.encode_texts(list(dataset.captions), layer=1)["tokens"][:, :length].half()
+    assert torch.equal(first_text["text_tokens"], expected) and torch.equal(first_text["x_tokens"], last["x_tokens"])
+    assert not torch.equal(first_text["negative_text_tokens"], last["negative_text_tokens"])
+    with pytest.raises(ValueError, match="towers"):
+        synthetic_feature_set(dataset, {"image": encoder}, tmp_path, layers={"video": 2})
+
+
+def test_feature_sets_carry_the_sibling_groups(encoder, tmp_path):
+    from bacl.data.features import NEGATIVE_TYPES, synthetic_feature_set
+    from bacl.data.synthetic import generate_split
+    from bacl.featureset import FeatureSet
+
+    dataset = generate_split("image", {"n_train": 8}, "train")
+    tensors, meta = synthetic_feature_set(dataset, {"image": encoder}, tmp_path, batch_size=8, progress=False)
+    assert tensors["group"].tolist() == list(dataset.groups) and meta["num_groups"] == dataset.num_groups == 2
+    for row, sample in enumerate(dataset.siblings):
+        stored = [(i, NEGATIVE_TYPES[t]) for i, t in zip(tensors["sibling_index"][row].tolist(),
+                                                        tensors["sibling_type"][row].tolist()) if i >= 0]
+        assert stored == [(record["index"], record["type"]) for record in sample]
+        assert all(tensors["group"][i] == tensors["group"][row] for i, _ in stored)
+    FeatureSet(tensors, meta)  # valid as written
+    # token ids beside the token features, trimmed alike: what CLA's token alignment reads
+    length = tensors["text_tokens"].shape[1]
+    assert torch.equal(tensors["text_token_ids"], encoder.tokenizer(list(dataset.captions))[:, :length])
+    assert torch.equal(tensors["text_token_ids"] != 0, tensors["text_token_mask"])
+    first = dataset.negatives[0][0]["caption"]
+    assert torch.equal(tensors["negative_text_token_ids"][0, 0], encoder.tokenizer([first])[0, :length])
+    broken = {**tensors, "sibling_index": tensors["sibling_index"].clone().fill_(8)}
+    with pytest.raises(ValueError, match="sibling_index"):
+        FeatureSet(broken, meta)

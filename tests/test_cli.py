@@ -194,9 +194,9 @@ def test_method_settings_merge_overrides_without_touching_the_shared_sections():
                                             ({"transformer": {"width": 0}}, "methods.clip.transformer"),
                                             ({"bacl": {"schedule": {"alpha_early": 0.3}}}, "methods.clip.bacl")])
 def test_bad_override_is_named_by_its_key_path(override, path):
-    config = validate_config(tiny_config({"clip": {"aligner": "clip", **override}}))
+    """Refused when the config is loaded (before any method is built), naming the override."""
     with pytest.raises(ConfigError, match=path.replace(".", r"\.")) as error:
-        method_settings(config, "clip")
+        validate_config(tiny_config({"clip": {"aligner": "clip", **override}}))
     [(_, values)] = override.items()
     assert next(iter(values)) in str(error.value)
 
@@ -206,3 +206,20 @@ def test_validate_config_rejects_a_non_mapping():
         validate_config(["not", "a", "mapping"])
     with pytest.raises(ConfigError, match="nope"):
         method_settings(validate_config(tiny_config()), "nope")
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--help"], ["Train and evaluate BACL", "train", "evaluate", "examples", "python -m bacl train --config",
+                  "python -m bacl evaluate --config", "exit status 2", "config.schema.yaml"]),
+    (["train", "--help"], ["--out DIR", "weights.safetensors", "metrics.jsonl", "checkpoint.pt", "resumes",
+                           "--pools"]),
+    (["evaluate", "--help"], ["one JSON per split", "R@1/5/10", "multiple-choice", "zero_shot"]),
+])
+def test_help_is_written_for_users(argv, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "the only place that parses arguments" not in text  # the module docstring is for developers
+    for words in expected:
+        assert words in text, words

@@ -96,6 +96,30 @@ def test_prepared_float_input_and_resizing(encoder):
         encoder.encode_images(torch.rand(2, 3, 32, 32))
 
 
+def test_token_layer_picks_a_block_with_the_final_norm(encoder):
+    images = random_images(3, seed=6)
+    every = encoder.encode_all_layers(images, "image", batch_size=2)
+    assert encoder.num_layers == {"image": 4, "text": 3} and every["tokens"].shape == (3, 4, 64, 128)
+    assert torch.equal(every["global"], encoder.encode_images(images)["global"])
+    x = encoder.input_spec.images(images)
+    block2 = encoder.model.visual.forward_intermediates(x, indices=[1], output_fmt="NLC")["image_intermediates"][0]
+    tokens = encoder.encode_images(images, layer=2)["tokens"]
+    assert torch.allclose(tokens, encoder.model.visual.ln_post(block2), atol=1e-6)
+    assert torch.equal(tokens.half(), every["tokens"][:, 1])
+    assert torch.equal(encoder.encode_images(images, layer=4)["tokens"], encoder.encode_images(images)["tokens"])
+    captions = ["a red square", "a small blue circle left of a green triangle"]
+    text = encoder.encode_all_layers(captions, "text")
+    assert torch.equal(encoder.encode_texts(captions, layer=1)["tokens"].half(), text["tokens"][:, 0])
+    assert torch.equal(text["token_ids"], encoder.encode_texts(captions)["token_ids"])
+    for bad in (0, 5, 2.0):
+        with pytest.raises(ValueError, match="layer must be an int in"):
+            encoder.encode_images(images, layer=bad)
+    with pytest.raises(ValueError, match="layer must be an int in"):
+        encoder.encode_texts(captions, layer=4)  # the text tower has 3 blocks
+    with pytest.raises(ValueError, match="kind"):
+        encoder.encode_all_layers(images, "video")
+
+
 def test_text_features_mask_and_ids(encoder):
     captions = ["a red square", "a small blue circle left of a green triangle"]
     features = encoder.encode_texts(captions, batch_size=2)

@@ -332,6 +332,65 @@ def test_match_list_draws_easy_batch_negatives_early_and_retrieved_ones_late():
         torch.testing.assert_close(value, contrastive["retrieved", progress, seed], rtol=0, atol=0)
 
 
+def test_last_draw_names_the_store_rows_it_drew():
+    """The diagnostics name each drawn candidate by its row of the pool's store (the training split
+    in bacl.train): the rows the pool lists at the drawn positions; the match list's batch draws
+    are not store rows and are marked invalid."""
+    from bacl.candidates import CandidatePool
+
+    gen = torch.Generator().manual_seed(1)
+    image = F.normalize(torch.randn(6, 8, generator=gen), dim=-1)
+    text = F.normalize(image + 0.3 * torch.randn(6, 8, generator=gen), dim=-1)
+    store = F.normalize(torch.randn(30, 8, generator=gen), dim=-1)
+    rows = torch.randperm(30, generator=gen)[:24].view(6, 4)
+    pool = CandidatePool(rows, store, tokens=torch.randn(30, 5, 6, generator=gen))
+    drawn = []
+    sampler = BoundarySampler(num_negatives=2)
+    original = sampler.draw
+    sampler.draw = lambda *args, **kwargs: drawn.append(original(*args, **kwargs)) or drawn[-1]
+    loss_fn = BACLLoss(sampler=sampler, cross_modal=small_transformer(), cla_form="literal")
+    loss_fn(image, text, 10.0, progress=0.5, candidate_text=pool, candidate_image=CandidatePool(rows, store),
+            image_tokens=tokens(0, 6), text_tokens=tokens(1, 6), generator=torch.Generator().manual_seed(0))
+    first, match = drawn[0], drawn[2]  # image->text, text->image, then the match list's draw
+    last = loss_fn.last_draw
+    assert torch.equal(last["image_to_text_rows"], rows.gather(1, first.index))
+    assert torch.equal(last["image_to_text_valid"], first.valid)
+    retrieved = (match.index < 4) & match.valid
+    assert torch.equal(last["match_valid"], retrieved)
+    assert torch.equal(last["match_rows"][retrieved], rows.gather(1, match.index.clamp(max=3))[retrieved])
+
+
+def test_sampling_correction_puts_the_drawn_set_in_its_own_softmax_with_the_draws_correction():
+    """With the correction the in-batch term is CLIP's InfoNCE exactly, and ``drawn_set_loss`` is the
+    cross-entropy of the positive against its K drawn negatives, each shifted by the correction that
+    bacl.sampling_correction computes from the draw's own logits; it needs BNS and weight 1."""
+    from bacl.sampling_correction import sampling_correction
+
+    gen = torch.Generator().manual_seed(2)
+    image = F.normalize(torch.randn(8, 6, generator=gen), dim=-1)
+    text = F.normalize(image + 0.5 * torch.randn(8, 6, generator=gen), dim=-1)
+    drawn = []
+    sampler = BoundarySampler(num_negatives=3)
+    original = sampler.draw
+    sampler.draw = lambda *args, **kwargs: drawn.append(original(*args, **kwargs)) or drawn[-1]
+    loss_fn = BACLLoss(sampler=sampler, use_cla=False, sampling_correction=True)
+    out = loss_fn(image, text, 10.0, progress=0.6, generator=torch.Generator().manual_seed(0), output_dict=True)
+    torch.testing.assert_close(out["contrastive_loss"], ClipLoss()(image, text, 10.0))
+    expected = []
+    for draw, anchor, positive in ((drawn[0], image, text), (drawn[1], text, image)):
+        logits = 10.0 * torch.einsum("bd,bkd->bk", anchor, positive[draw.index])  # in-batch pool: batch columns
+        logits = logits + sampling_correction(draw.logits, draw.index, draw.valid, draw.positive_logit)
+        logits = logits.masked_fill(~draw.valid, float("-inf"))
+        full = torch.cat([10.0 * (anchor * positive).sum(1, keepdim=True), logits], 1)
+        expected.append(F.cross_entropy(full, torch.zeros(8, dtype=torch.long)))
+    torch.testing.assert_close(out["drawn_set_loss"], sum(expected) / 2)
+    assert sampling_correction(drawn[0].logits, drawn[0].index, drawn[0].valid, drawn[0].positive_logit).abs().sum() > 0
+    with pytest.raises(ValueError, match="sampling_correction"):
+        BACLLoss(use_bns=False, use_cla=False, sampling_correction=True)
+    with pytest.raises(ValueError, match="sampling_correction"):
+        BACLLoss(use_cla=False, sampling_correction=True, negative_weight=2.0)
+
+
 def test_the_discriminative_form_needs_token_ids_and_the_literal_does_not():
     image, text = features(11, 4)
     kwargs = dict(image_tokens=tokens(0, 4), text_tokens=tokens(1, 4), output_dict=True)

@@ -1,5 +1,7 @@
 """Synthetic benchmarks: configs reject bad values naming the key; the entry point checks its arguments."""
 
+import json
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -30,6 +32,12 @@ from bacl.data.synthetic import (
         ("image", {"noise_level": "high"}, "noise_level"),
         ("image", {"large_radius": 0.25}, "large_radius"),
         ("image", {"negatives_per_type": 0}, "negatives_per_type"),
+        ("image", {"siblings_per_group": 0}, "siblings_per_group"),
+        ("image", {"siblings_per_group": 9}, "siblings_per_group"),
+        ("image", {"sibling_edits": []}, "sibling_edits"),  # while siblings_per_group > 1
+        ("image", {"sibling_edits": ["relation_flip", "relation_flip"]}, "sibling_edits"),
+        ("audio", {"sibling_edits": ["relation_flip"]}, "sibling_edits"),  # not an audio edit
+        ("video", {"sibling_edits": "order_swap"}, "sibling_edits"),  # a string, not a list
         ("video", {"n_frames": 3}, "n_frames"),
         ("video", {"max_events": 3}, "max_events"),
         ("video", {"move_distance": 0.45}, "move_distance"),
@@ -58,6 +66,8 @@ def test_mapping_and_entry_point_errors():
     with pytest.raises(ValueError, match="does not match"):
         config_from_mapping("audio", {"modality": "image"})
     assert config_from_mapping("audio", AudioTextConfig(seed=3).to_dict()) == AudioTextConfig(seed=3)
+    single = config_from_mapping("image", {"siblings_per_group": 1, "sibling_edits": []})
+    assert single.sibling_edits == () and json.loads(json.dumps(single.to_dict()))["sibling_edits"] == []
 
 
 def test_defaults_are_valid_and_describe_themselves():

@@ -16,20 +16,9 @@ from bacl.data.synthetic import (
 )
 from bacl.data.synthetic.grammar import COLOURS, PITCHES, SHAPES, TIMBRES
 from bacl.data.synthetic.sampling import choose_heldout_pairs
+from synthetic_checks import scene_pairs
 
 SMALL = {"n_pretrain": 20, "n_train": 30, "n_val": 5, "n_test": 10, "n_test_heldout": 12}
-
-
-def scene_pairs(modality: str, scene: dict) -> set:
-    """The held-out-relevant attribute pairs a scene shows (colour-shape before and after changes; pitch-timbre)."""
-    if modality == "audio":
-        return {(t["pitch"], t["timbre"]) for t in scene["tones"]}
-    items = scene["objects"] if modality == "image" else scene["events"]
-    pairs = {(o["colour"], o["shape"]) for o in items}
-    for o in items if modality != "image" else []:
-        end_colour = o["value"] if o["kind"] == "turns" else o["colour"]
-        pairs.add((end_colour, o["end_shape"]))
-    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +105,20 @@ def test_load_refuses_changed_or_foreign_directories(small, tmp_path):
 
 def test_container_validates_its_fields(small):
     dataset = small["image"]["val"]
+    fields = {"split": "val", "config": dataset.config, "captions": dataset.captions, "caption_ids": dataset.caption_ids,
+              "negatives": dataset.negatives, "scenes": dataset.scenes, "groups": dataset.groups,
+              "siblings": dataset.siblings, "images": dataset.images}
     with pytest.raises(ValueError, match="images must be a uint8 array"):
-        ImageTextDataset(split="val", config={}, captions=dataset.captions, caption_ids=dataset.caption_ids,
-                         negatives=dataset.negatives, scenes=dataset.scenes, images=dataset.images.astype(np.float32))
+        ImageTextDataset(**{**fields, "images": dataset.images.astype(np.float32)})
     with pytest.raises(ValueError, match="negatives has"):
-        ImageTextDataset(split="val", config={}, captions=dataset.captions, caption_ids=dataset.caption_ids,
-                         negatives=dataset.negatives[:-1], scenes=dataset.scenes, images=dataset.images)
+        ImageTextDataset(**{**fields, "negatives": dataset.negatives[:-1]})
+    with pytest.raises(ValueError, match="groups must be contiguous"):
+        ImageTextDataset(**{**fields, "groups": dataset.groups[::-1]})
+    outside = [[{**record, "index": len(dataset) - 1 if record["index"] < 4 else 0} for record in sample]
+               for sample in dataset.siblings]
+    with pytest.raises(ValueError, match="another sample of the same group"):
+        ImageTextDataset(**{**fields, "siblings": outside})
+    assert ImageTextDataset(**fields).content_hash() == dataset.content_hash()
 
 
 def test_multiple_choice_holds_the_truth_at_a_random_place(small):

@@ -1,102 +1,22 @@
 """Synthetic benchmarks: captions, caption equivalence, boundary negatives and token positions."""
 
-from collections import Counter
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from open_clip.tokenizer import SimpleTokenizer
 
 from bacl.data.synthetic import MODALITIES, NegativeType, generate, word_to_token_positions, word_token_spans
-from bacl.data.synthetic.grammar import (
-    COLOURS,
-    DIRECTIONS,
-    DURATIONS,
-    OPPOSITE,
-    PITCHES,
-    RELATIONS,
-    SHAPES,
-    SIZES,
-    TIMBRES,
-    Thing,
-)
+from bacl.data.synthetic.grammar import COLOURS, DIRECTIONS, DURATIONS, PITCHES, RELATIONS, SHAPES, SIZES, TIMBRES, Thing
 from bacl.data.synthetic.image_text import ImageCaption, caption_holds
 from bacl.data.synthetic.sampling import choose_heldout_pairs
+from synthetic_checks import check_negative_shape, image_caption_true, parse_image_caption, visible_colour_shape_pairs
 
-CATEGORY = {**{w: "size" for w in SIZES}, **{w: "colour" for w in COLOURS}, **{w: "shape" for w in SHAPES},
-            **{w: "pitch" for w in PITCHES}, **{w: "timbre" for w in TIMBRES}}
 SIZES_PER_SPLIT = {"n_pretrain": 3, "n_train": 6, "n_val": 0, "n_test": 3, "n_test_heldout": 4}
 TOKENIZER = SimpleTokenizer()
 
 
 def tiny(seed: int) -> dict:
     return {modality: generate(modality, {"seed": seed, **SIZES_PER_SPLIT}) for modality in MODALITIES}
-
-
-def parse_image_caption(text: str) -> ImageCaption:
-    """Inverse of ImageCaption.words for captions of this grammar (test-side, independent of the generator)."""
-    things, relations = [], []
-    for clause in text.split(" and "):
-        words = clause.split()
-        things.append(Thing(*words[1:4]))
-        if len(words) > 4:
-            relations.append(words[4])
-            things.append(Thing(*words[-3:]))
-    return ImageCaption(tuple(things), tuple(relations))
-
-
-def image_caption_true(caption: ImageCaption, centres: dict) -> bool:
-    """Test-side truth: the caption names exactly the scene's objects and every relation points the right way."""
-    if sorted(caption.things) != sorted(centres):
-        return False
-    for p, relation in enumerate(caption.relations):
-        (ax, ay), (bx, by) = centres[caption.things[2 * p]], centres[caption.things[2 * p + 1]]
-        offset = {"left": (bx - ax, by - ay), "right": (ax - bx, by - ay), "above": (by - ay, bx - ax),
-                  "below": (ay - by, bx - ax)}[relation]
-        if not offset[0] >= abs(offset[1]) or offset[0] <= 0:
-            return False
-    return True
-
-
-def visible_colour_shape_pairs(text: str) -> set:
-    """(colour, shape) pairs an image / video / audio-video caption shows, before and after changes."""
-    pairs = set()
-    for phrase in text.replace(" and ", " then ").split(" then "):
-        words = phrase.split()
-        for i in range(len(words) - 1):
-            if words[i] in COLOURS and words[i + 1] in SHAPES:
-                colour, shape = words[i], words[i + 1]
-                pairs.add((colour, shape))
-                if "turns" in words:
-                    pairs.add((words[words.index("turns") + 1], shape))
-                if "becomes" in words:
-                    pairs.add((colour, words[words.index("becomes") + 2]))
-    return pairs
-
-
-def check_negative_shape(truth: list[str], negative: list[str], kind: str, wrong: list[int]) -> None:
-    """Each type changes the words it claims to, and only those."""
-    if kind in ("attribute_swap", "pitch_swap", "timbre_swap"):
-        (w,) = wrong
-        expected = {"pitch_swap": "pitch", "timbre_swap": "timbre"}.get(kind, CATEGORY[truth[w]])
-        assert CATEGORY[truth[w]] == CATEGORY[negative[w]] == expected and expected in CATEGORY.values()
-    elif kind in ("relation_flip", "direction_flip"):
-        (w,) = wrong
-        assert truth[w] in (RELATIONS if kind == "relation_flip" else DIRECTIONS) and negative[w] == OPPOSITE[truth[w]]
-    elif kind == "change_swap":
-        (w,) = wrong
-        assert truth[w - 1] == "turns" and CATEGORY[truth[w]] == CATEGORY[negative[w]] == "colour" or (
-            truth[w - 2] == "becomes" and CATEGORY[truth[w]] == CATEGORY[negative[w]] == "shape")
-    elif kind == "object_replacement":
-        assert 2 <= len(wrong) <= 3 and wrong[-1] - wrong[0] <= 2  # inside one "a <size> <colour> <shape>"
-        assert {"colour", "shape"} <= {CATEGORY[truth[w]] for w in wrong}
-    elif kind == "binding_swap":
-        assert Counter(truth) == Counter(negative) and len(wrong) >= 2  # values exchanged, none invented
-        assert len({CATEGORY[truth[w]] for w in wrong} - {"pitch", "timbre"}) <= 1
-    elif kind == "order_swap":
-        assert Counter(truth) == Counter(negative) and len(wrong) >= 2
-    else:
-        raise AssertionError(f"unknown negative type {kind}")
 
 
 @given(st.integers(0, 2**32 - 1))

@@ -2,8 +2,9 @@
 
 The notebook test executes all three notebooks through theory/run.py (jupytext + papermill) and
 checks verdicts.json; the rest are unit tests of theory.sims: the known optimum is optimal, the
-exact risks match label-sampled ones, the Newton trainer reaches a stationary point, the sympy
-derivations match bacl's numerics, and the fits recover known exponents.
+exact risks match label-sampled ones, the arms draw what they claim, the corrected arms converge to
+W* and the plain BNS arms do not, the Newton trainer reaches a stationary point, the sympy
+derivations hold, and the fits recover known floors, rates and curvatures.
 """
 
 import json
@@ -14,37 +15,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bacl.losses import contrastive_logits_loss  # noqa: E402
+from bacl.sampler import BoundarySampler, boundary_score  # noqa: E402
 from bacl.schedule import SCHEDULE_PRESETS, CurriculumSchedule  # noqa: E402
 from theory import run  # noqa: E402
+from theory.sims.curves import (  # noqa: E402
+    bend_verdict,
+    floor_fit,
+    floor_verdict,
+    limit_distance,
+    log_quadratic_difference,
+    log_quadratic_fit,
+)
+from theory.sims.draws import draw_negatives, gumbel_top_k, uniform_subset  # noqa: E402
 from theory.sims.experiments import run_arms  # noqa: E402
 from theory.sims.model import BoundaryPoolModel  # noqa: E402
 from theory.sims.report import VERDICTS, validate_verdicts, verdict_entry  # noqa: E402
-from theory.sims.risk import (  # noqa: E402
-    excess_log_loss,
-    excess_pairwise_risk,
-    log_loss_risk,
-    pairwise_risk,
-)
-from theory.sims.stats import (  # noqa: E402
-    linear_fit,
-    loglog_slope,
-    margin_fits,
-    margin_verdict,
-    rate_verdict,
-    removes_growth,
-    sign_verdict,
-)
+from theory.sims.risk import excess_log_loss, excess_pairwise_risk, log_loss_risk, pairwise_risk  # noqa: E402
+from theory.sims.stats import linear_fit, loglog_slope, sign_verdict  # noqa: E402
 from theory.sims.symbolic import (  # noqa: E402
+    check_correction_unbiased,
     check_margin_dynamics,
-    check_relaxation_gradient,
-    check_schedule,
-    logistic_rate_exponent,
+    check_set_probability,
+    correction_limit,
+    schedule_linearity,
 )
 from theory.sims.training import TrainingConfig, contrastive_hessian, train_runs  # noqa: E402
 
@@ -75,18 +74,24 @@ def test_notebooks_run_at_a_tiny_size_and_write_finite_verdicts(tmp_path):
         low, high = entry["confidence_interval"]
         assert low <= high
         assert all(math.isfinite(v) for v in _numbers(entry))
+    assert set(written["theorem_4_1_fast_rate"]["details"]["arms"]) == {
+        "uniform", "full", "bacl", "bacl_corrected", "curriculum", "curriculum_corrected", "curriculum_logit_units"}
     for name in run.NOTEBOOKS:
         assert (tmp_path / "executed" / f"{name}.ipynb").is_file()
         assert (tmp_path / "figures" / f"{name}.png").is_file() and (tmp_path / "figures" / f"{name}.pdf").is_file()
 
 
-def test_the_known_optimum_has_zero_excess_and_the_excess_is_a_risk_difference():
+def test_the_known_optimum_has_zero_excess_and_ties_count_half():
     optimum = MODEL.optimum()[None]
     assert excess_pairwise_risk(optimum, TEST).item() == 0.0
     assert excess_log_loss(optimum, TEST).abs().item() < 1e-12
     # Rescaling W* keeps the Bayes ranking (zero pairwise excess) but miscalibrates the log-loss.
     assert excess_pairwise_risk(2 * optimum, TEST).item() == 0.0
     assert excess_log_loss(2 * optimum, TEST).item() > 1e-3
+    # W = 0 ties every pair: a tie broken at random is wrong half the time, so its risk is 1/2.
+    zero = torch.zeros(1, MODEL.dim, MODEL.dim, dtype=torch.float64)
+    assert abs(pairwise_risk(zero, TEST).item() - 0.5) < 1e-12
+    torch.testing.assert_close(excess_pairwise_risk(zero, TEST), pairwise_risk(zero, TEST) - pairwise_risk(optimum, TEST))
 
 
 @given(st.integers(0, 10_000), st.floats(0.3, 2.0))
@@ -123,7 +128,7 @@ def test_training_pools_mark_exactly_the_detail_only_negatives_ambiguous():
         pools.head(401)
 
 
-def test_model_and_config_reject_bad_arguments():
+def test_model_config_and_draws_reject_bad_arguments():
     with pytest.raises(ValueError, match="ambiguous_negatives"):
         BoundaryPoolModel(ambiguous_negatives=16)
     with pytest.raises(ValueError, match="detail_scale"):
@@ -132,86 +137,168 @@ def test_model_and_config_reject_bad_arguments():
         TrainingConfig(arm="hard")
     with pytest.raises(ValueError, match="epochs"):
         TrainingConfig(epochs=1)
+    with pytest.raises(ValueError, match="hold_epochs"):
+        TrainingConfig(hold_epochs=-1)
     with pytest.raises(ValueError, match="weights"):
         pairwise_risk(torch.zeros(2, 3, 3), TEST)
+    with pytest.raises(ValueError, match="initial_theta"):
+        train_runs([MODEL.training_pools(5, torch.Generator())], [0], TrainingConfig(), torch.zeros(3))
+    with pytest.raises(ValueError, match="arm"):
+        draw_negatives("hard", BoundarySampler(), *(torch.zeros(1, 4),) * 2, torch.zeros(1, 5, 4),
+                       (torch.zeros(1, 1), torch.zeros(1, 5)), 0.5, 2, torch.Generator())
 
 
 def test_contrastive_hessian_matches_autograd_of_the_bacl_loss():
     generator = torch.Generator().manual_seed(3)
-    anchor, candidates = torch.randn(6, 3, generator=generator), torch.randn(6, 4, 3, generator=generator)
+    features = torch.randn(6, 4, 3, generator=generator)
     offsets = torch.tensor([0.0, 0.0, float("-inf"), 0.5]).expand(6, 4)  # a dropped draw and a weighted one
 
-    def loss(flat):
-        logits = torch.einsum("nd,de,nme->nm", anchor, flat.reshape(3, 3), candidates) + offsets
+    def loss(theta):
+        logits = features @ theta + offsets
         return contrastive_logits_loss(logits[:, :1], torch.zeros(6, dtype=torch.long), logits[:, 1:])
 
-    weights = torch.randn(9, generator=generator)
-    expected = torch.autograd.functional.hessian(loss, weights)
-    logits = torch.einsum("nd,de,nme->nm", anchor, weights.reshape(3, 3), candidates) + offsets
-    assert torch.allclose(contrastive_hessian(anchor, candidates, logits), expected, atol=1e-5)
+    theta = torch.randn(3, generator=generator)
+    expected = torch.autograd.functional.hessian(loss, theta)
+    assert torch.allclose(contrastive_hessian(features, features @ theta + offsets), expected, atol=1e-5)
 
 
 def test_newton_training_reaches_a_stationary_point_of_the_full_pool_loss():
-    # K = P draws the whole pool every epoch, so the objective is fixed and Newton must converge.
+    # The full arm draws the whole pool every epoch, so the objective is fixed and Newton must converge.
     pools = MODEL.training_pools(300, torch.Generator().manual_seed(4))
-    config = TrainingConfig(arm="uniform", num_negatives=MODEL.pool_negatives, epochs=40)
-    weights = train_runs([pools], [0], config, torch.zeros(MODEL.dim, MODEL.dim)).weights[0].float().requires_grad_(True)
-    logits = torch.einsum("nd,de,npe->np", pools.anchor, weights, pools.negatives)
-    positive = torch.einsum("nd,de,ne->n", pools.anchor, weights, pools.positive)[:, None]
-    loss = contrastive_logits_loss(positive, torch.zeros(300, dtype=torch.long), logits)
-    (gradient,) = torch.autograd.grad(loss, weights)
+    theta = train_runs([pools], [0], TrainingConfig(arm="full", epochs=30), torch.zeros(MODEL.dim)).theta[0]
+    theta = theta.float().requires_grad_(True)
+    negative = (pools.anchor[:, None, :] * pools.negatives) @ theta
+    positive = ((pools.anchor * pools.positive) @ theta)[:, None]
+    (gradient,) = torch.autograd.grad(contrastive_logits_loss(positive, torch.zeros(300, dtype=torch.long), negative), theta)
     assert gradient.norm() < 1e-4
+
+
+def _embeddings(seed, batch=6, pool=7):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, 4, generator=generator), torch.randn(batch, 4, generator=generator),
+            torch.randn(batch, pool, 4, generator=generator))
+
+
+def test_curriculum_arm_draws_like_boundary_sampler_without_its_policy():
+    class NoPolicy(BoundarySampler):
+        def priorities(self, features):
+            return torch.zeros(features.shape[:-1])
+
+    anchor, positive, candidates = _embeddings(5, batch=50)
+    sampler = NoPolicy(num_negatives=3)
+    expected = sampler(anchor, positive, candidates, 0.8, generator=torch.Generator().manual_seed(7)).index
+    logits = -sampler.schedule(0.8) * boundary_score(anchor, positive, candidates) / sampler.boundary_temperature
+    assert torch.equal(gumbel_top_k(logits, 3, torch.Generator().manual_seed(7)), expected)
+    scores = (torch.zeros(50, 1), torch.randn(50, 7, generator=torch.Generator().manual_seed(8)))
+    for arm in ("curriculum", "curriculum_corrected", "curriculum_logit_units"):
+        draw = draw_negatives(arm, sampler, anchor, positive, candidates, scores, 0.8, 3, torch.Generator().manual_seed(7))
+        assert draw.index.shape == (50, 3) and draw.policy_loss is None
+        assert (draw.offset != 0).any() == (arm == "curriculum_corrected")
+
+
+def test_uniform_subset_draws_every_ordered_subset_equally_often():
+    rows = 60_000
+    index = uniform_subset(rows, 5, 2, torch.Generator().manual_seed(9))
+    assert (index[:, 0] != index[:, 1]).all() and index.min() == 0 and index.max() == 4
+    counts = torch.zeros(5, 5).index_put_((index[:, 0], index[:, 1]), torch.ones(rows), accumulate=True)
+    expected = rows / 20
+    assert (counts.diagonal() == 0).all()
+    off_diagonal = counts[~torch.eye(5, dtype=torch.bool)]
+    assert ((off_diagonal - expected).abs() < 5 * math.sqrt(expected)).all()
+
+
+def test_corrected_arms_converge_to_the_optimum_and_plain_bns_does_not():
+    pools = [MODEL.training_pools(3000, torch.Generator().manual_seed(s)) for s in range(2)]
+    optimum = MODEL.optimum().diagonal()
+    limits = {arm: train_runs(pools, [0, 1], TrainingConfig(arm=arm, epochs=20), torch.zeros(MODEL.dim)).theta.mean(0)
+              for arm in ("uniform", "curriculum", "curriculum_corrected")}
+    assert (limits["uniform"] - optimum).abs().max() < 0.3
+    assert (limits["curriculum_corrected"] - optimum).abs().max() < 0.3
+    assert (limits["curriculum"][:MODEL.coarse_dim] < 3.4).all()  # BNS without offsets shrinks the coarse weights
 
 
 def test_bacl_arm_draws_more_ambiguous_negatives_late_and_workers_do_not_change_results():
     config = TrainingConfig(epochs=8)
-    single = run_arms(MODEL, [30, 60], 2, TEST, config, workers=1)
-    split = run_arms(MODEL, [30, 60], 2, TEST, config, workers=2)
+    arms = {"bacl": [30, 60], "uniform": [30, 60, 90]}
+    single = run_arms(MODEL, arms, 2, TEST, config, workers=1)
+    split = run_arms(MODEL, arms, 2, TEST, config, workers=2)
     for arm in single:
-        for field in ("excess_pairwise", "excess_log_loss", "weights", "ambiguous_draw_share"):
+        for field in ("excess_pairwise", "excess_log_loss", "theta", "ambiguous_draw_share"):
             # Equal up to rounding: the risk einsums group runs differently.
             assert np.allclose(getattr(single[arm], field), getattr(split[arm], field), rtol=1e-9, atol=1e-12)
         assert np.all(np.isfinite(single[arm].excess_pairwise)) and np.all(single[arm].excess_pairwise >= 0)
+    assert single["uniform"].theta.shape == (2, 3, MODEL.dim)
     share = single["bacl"].ambiguous_draw_share
     assert share[..., -1].mean() > share[..., 1].mean()  # the curriculum turns to hard negatives
 
 
+def test_hold_epochs_extend_the_run_at_the_end_of_the_curriculum():
+    pools = MODEL.training_pools(50, torch.Generator().manual_seed(6))
+    result = train_runs([pools], [0], TrainingConfig(arm="uniform", epochs=5, hold_epochs=3, optimizer="gd"),
+                        torch.zeros(MODEL.dim), on_epoch=lambda weights: weights[:, 0, 0], record_every=1)
+    assert result.records.shape == (9, 1) and result.ambiguous_draw_share.shape == (1, 8)
+    torch.testing.assert_close(result.recorded_progress, torch.arange(9, dtype=torch.float64) / 5)
+    assert result.curvature.shape == (1, 8, MODEL.dim, MODEL.dim)
+
+
+def test_sympy_derives_the_set_probability_the_correction_and_its_unbiasedness():
+    assert all(check_set_probability(sizes=(1, 2))["integral_equals_plackett_luce"].values())
+    assert correction_limit()["limit_is_logq"]
+    small = check_correction_unbiased(candidates=3, k=1, points=2)
+    assert small["bayes_identity_holds"] and small["draw_probabilities_sum_to_one"]
+    assert small["corrected_gradient_exactly_zero_at_random_rational_points"]
+    assert small["plain_gradient_max_abs_at_random_points"] > 1e-3
+
+
 @pytest.mark.parametrize("preset", sorted(SCHEDULE_PRESETS))
-def test_sympy_schedule_matches_the_library(preset):
-    result = check_schedule(CurriculumSchedule.preset(preset))
-    assert result["max_value_error"] < 1e-12
-    assert result["max_derivative_error"] < 1e-5
-    assert result["crossover_error"] < 1e-9
-    assert result["midpoint_quadratic_coefficient"] == 0
+def test_sympy_schedule_matches_the_library_and_the_margin_ode_its_closed_form(preset):
+    linearity = schedule_linearity(CurriculumSchedule.preset(preset))
+    assert linearity["max_error_against_library"] < 1e-12
+    assert 0 <= linearity["max_distance_from_chord"] < linearity["range"]
+    dynamics = check_margin_dynamics(1.0, 4.0)
+    assert dynamics["max_relative_error"] < 1e-6 and abs(dynamics["log_gap_curvature"] + 2.0) < 1e-12
 
 
-def test_sympy_gradients_and_margin_dynamics_match_numerics():
-    relaxation = check_relaxation_gradient(size=3, batch=2, seed=5)
-    assert relaxation["jacobian_identity_holds"]
-    assert relaxation["max_jacobian_error"] < 1e-5 and relaxation["max_policy_gradient_error"] < 1e-5
-    assert check_margin_dynamics(1.0, 4.0) < 1e-6
-    assert logistic_rate_exponent()["cubic_coefficient"] == 0
+def test_default_schedule_is_nearly_straight_over_the_whole_run():
+    assert schedule_linearity(CurriculumSchedule.preset("default"))["max_distance_from_chord"] < 0.01
 
 
-def test_fits_recover_known_exponents_and_shapes():
+def test_fits_recover_known_floors_rates_and_curvatures():
     rng = np.random.default_rng(0)
-    n = np.array([100, 250, 630, 1600, 4000, 10000.0])
-    excess = 3.0 * n ** -1.0 * np.exp(0.05 * rng.standard_normal((10, n.size)))
-    fit = loglog_slope(n, excess)
-    assert fit.slope_ci[0] < -1.0 < fit.slope_ci[1] and abs(np.exp(fit.intercept) - 3.0) < 0.5
-    assert rate_verdict([fit.slope_ci]) == "supported"
-    assert rate_verdict([(-0.6, -0.4)]) == "not supported"
-    rho = np.linspace(0, 0.8, 7)
-    line = linear_fit(rho, 1.0 + 2.0 * rho + 0.05 * rng.standard_normal((10, rho.size)))
-    assert line.slope_ci[0] < 2.0 < line.slope_ci[1]
-    assert sign_verdict(line.slope_ci, +1) == "supported" and sign_verdict((-1.0, 1.0), +1) == "inconclusive"
-    assert removes_growth(line.slope_ci, (-1.0, 1.0)) == "no"
+    n = np.array([100, 300, 1000, 3000, 1e4, 3e4, 1e5])
+    noise = np.exp(0.1 * rng.standard_normal((10, n.size)))
+    fast = (-1.1, -0.9)  # a plain log-log slope CI around -1
+    unbiased, biased = floor_fit(n, 0.7 / n * noise), floor_fit(n, (6e-4 + 0.7 / n) * noise)
+    assert unbiased["floor_ci"][0] < 1e-3 * unbiased["mean_excess_at_largest_n"]
+    assert floor_verdict(unbiased, fast) == "supported"
+    assert biased["floor_ci"][0] < 6e-4 < biased["floor_ci"][1] and floor_verdict(biased, fast) == "not supported"
+    assert biased["rate_ci"][0] < 1.0 < biased["rate_ci"][1]
+    slow = floor_fit(n, 0.7 / np.sqrt(n) * noise)
+    assert slow["rate_ci"][1] < 0.75 and floor_verdict(slow, fast) == "not supported"
+    # Flat excess: floor and slow rate fit alike; the plain slope's CI above -0.75 rules out the fast rate.
+    assert floor_verdict(unbiased, (-0.3, -0.1)) == "not supported"
+    theta = 3.0 + rng.standard_normal((10, n.size, 4)) / np.sqrt(n)[None, :, None]
+    own = limit_distance(n, theta)
+    assert own["slope_ci"][0] < -1.0 < own["slope_ci"][1] and np.allclose(own["limit"], 3.0, atol=0.02)
+    assert limit_distance(n, theta, limit=np.zeros(4))["slope_ci"][1] > -0.1  # far from the wrong limit, no rate
     eta = np.linspace(0, 1, 41)
-    noise = np.exp(0.01 * rng.standard_normal((8, eta.size)))
-    square = margin_fits(eta, np.exp(-6 * eta ** 2) * noise, (0.25, 0.75))
-    straight = margin_fits(eta, np.exp(-6 * eta) * noise, (0.25, 0.75))
-    assert margin_verdict(square) == "supported"
-    assert straight["log_rss_ratio_ci"][0] > 0 and margin_verdict(straight) == "not supported"
+    wiggle = np.exp(0.01 * rng.standard_normal((8, eta.size)))
+    bend, straight = np.exp(-6 * eta ** 2) * wiggle, np.exp(-3 * eta) * wiggle
+    fit = log_quadratic_fit(eta, bend, (0.1, 0.9))
+    assert abs(fit["curvature"] + 6) < 0.1 and fit["curvature_ci"][1] < 0
+    control = log_quadratic_difference(eta, bend, straight, (0.1, 0.9))
+    assert control["difference_ci"][1] < 0 and bend_verdict(fit, control["difference_ci"]) == "supported"
+    assert not fit["sign_change_in_window"]
+    assert bend_verdict(log_quadratic_fit(eta, straight, (0.1, 0.9)), (0.1, 0.2)) == "not supported"
+    crossing = (0.5 - eta)[None] * wiggle  # changes sign at 0.5: the window stops before it, and it is no contraction
+    crossed = log_quadratic_fit(eta, crossing, (0.1, 0.9))
+    assert crossed["window"][1] < 0.5 and crossed["sign_change_in_window"] and bend_verdict(crossed) == "not supported"
+    with pytest.raises(ValueError, match="records"):
+        log_quadratic_fit(eta, crossing, (0.45, 0.9))
+    line = linear_fit(eta, 1.0 + 2.0 * eta + 0.05 * rng.standard_normal((10, eta.size)))
+    assert line.slope_ci[0] < 2.0 < line.slope_ci[1] and sign_verdict(line.slope_ci, +1) == "supported"
+    assert sign_verdict((-1.0, 1.0), +1) == "inconclusive"
+    assert loglog_slope(n, 3.0 / n * noise).slope_ci[0] < -1.0 < loglog_slope(n, 3.0 / n * noise).slope_ci[1]
 
 
 def test_verdict_validation_names_the_bad_field():

@@ -1,7 +1,6 @@
 """The Snakemake workflow: lint-clean, and every config builds a DAG (dry runs)."""
 
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -18,6 +17,7 @@ import torch
 import webdataset as wds
 import yaml
 from PIL import Image
+from paper_fixtures import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -91,6 +91,12 @@ def test_smoke_pipeline_killed_rerun_completes_then_nothing_left_to_do(tmp_path)
     missing = [name for name in PAPER_FILES if not (tmp_path / "paper" / name).is_file()]
     assert not missing, missing
     assert (tmp_path / "theory" / "verdicts.json").is_file()
+    from bacl.featureset import FeatureSet
+
+    features = tmp_path / "results/features/image_text"
+    shares = FeatureSet.load(features / "train.safetensors", features / "train_pools.safetensors").meta["sibling_shares"]
+    assert shares.keys() == {"text_neighbours", "x_neighbours"}
+    assert all(0 <= share["one_edit"] <= share["same_group"] <= 1 for share in shares.values())
     assert not list(tmp_path.rglob(".*.tmp-*")), "a temporary file was left behind"
     again = snakemake("--cores", "2", "--configfile", str(config), "-n")
     assert again.returncode == 0
@@ -120,7 +126,7 @@ def test_gpu_config_dry_run_with_slurm_profile_reads_real_data_and_pretrains_not
                        "--configfile", "workflow/config/gpu.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = job_counts(result.stdout + result.stderr)
-    assert jobs["extract_real_features"] == 6  # 3 benchmarks x (train, test)
+    assert jobs["extract_real_features"] == 8  # 4 benchmarks x (train, test)
     for rule in ("candidate_index", "train", "evaluate", "paper_report"):
         assert jobs.get(rule), rule
     for rule in ("generate_data", "pretrain_encoder", "extract_features", "paper_attention_maps"):
@@ -145,15 +151,9 @@ def test_bad_real_data_config_stops_before_any_job_naming_the_key(tmp_path, over
     assert message in result.stdout + result.stderr
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow" / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_missing_real_data_path_is_an_error_naming_the_path_and_its_key(tmp_path):
-    script = load_script("extract_real_features")
+    script = load("extract_real_features")
     shards = str(tmp_path / "nowhere" / "{00000..00001}.tar")
     data = {"source": "webdataset", "max_bad_fraction": 0.01}
     with pytest.raises(FileNotFoundError) as raised:

@@ -43,9 +43,9 @@ KERNEL_NAME = "bacl-theory"
 # Tiny sizes: enough to exercise every cell and produce finite verdicts in a few seconds each;
 # one process each, as starting worker processes would cost more than the work.
 SMOKE_PARAMETERS = {
-    "01_rate": {"n_values": [30, 45, 70, 100], "seeds": 2, "test_pools": 500, "epochs": 6, "workers": 1},
+    "01_rate": {"n_values": [30, 45, 70, 100], "max_n": {}, "seeds": 2, "test_pools": 500, "epochs": 6, "workers": 1},
     "02_uniform_floor": {"ambiguous_values": [2, 6], "n": 60, "seeds": 2, "test_pools": 500, "epochs": 6, "workers": 1},
-    "03_margin": {"n": 60, "seeds": 2, "test_pools": 500, "epochs": 24, "record_every": 2, "workers": 1},
+    "03_margin": {"n": 60, "seeds": 2, "test_pools": 500, "epochs": 24, "hold_epochs": 8, "workers": 1},
 }
 
 

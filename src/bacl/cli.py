@@ -32,25 +32,69 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# What `python -m bacl --help` shows: for users, not the module docstring (which is for developers).
+DESCRIPTION = """\
+Train and evaluate BACL and its baselines on cached frozen-encoder features.
+
+The Snakemake pipeline runs these two steps for every method, benchmark and seed, on the feature
+sets it writes to <results_dir>/features/<benchmark>/ (train.safetensors, train_pools.safetensors,
+test.safetensors). Run them by hand to train or evaluate one method on those files.
+"""
+
+EPILOG = """\
+examples (after `snakemake --cores all --configfile workflow/config/smoke.yaml`):
+  python -m bacl train --config results/smoke/config.yaml --method clip_bacl \\
+      --train results/smoke/features/image_text/train.safetensors \\
+      --pools results/smoke/features/image_text/train_pools.safetensors --out runs/clip_bacl --seed 0
+  python -m bacl evaluate --config results/smoke/config.yaml --method clip_bacl \\
+      --test results/smoke/features/image_text/test.safetensors \\
+      --weights runs/clip_bacl/weights.safetensors --out runs/clip_bacl/test.json
+
+Every config key is described in workflow/schemas/config.schema.yaml. An invalid config value,
+method or file stops with exit status 2 and a message naming it, before any compute and without
+writing anything. `python -m bacl COMMAND --help` lists a command's options.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bacl", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one method on one cached training split")
-    evaluate = commands.add_parser("evaluate", help="evaluate trained weights on cached test splits")
+    from .train import CHECKPOINT, FINAL_WEIGHTS, METRICS_LOG
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m bacl", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=formatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train", help="train one method on one cached training split", formatter_class=formatter,
+        description=f"Train one method (a key of the config's `methods`) on one training split.\n\n"
+                    f"Writes into --out: {FINAL_WEIGHTS} (the trained heads), {METRICS_LOG} (the losses\n"
+                    f"every `train.log_every` steps), summary.json, and {CHECKPOINT} while it runs: an\n"
+                    "interrupted run started again with the same arguments resumes from it.")
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate one method's trained weights on cached test splits", formatter_class=formatter,
+        description="Evaluate one method on one or more test splits, writing one JSON per split.\n\n"
+                    "Metrics: retrieval both ways (R@1/5/10, mAP, MRR, nDCG), re-ranked by the match head for\n"
+                    "methods that have one; where the split has boundary negatives (or multiple-choice options),\n"
+                    "boundary accuracy per negative type, multiple-choice accuracy and, with known wrong words, AEL.")
     for sub in (train, evaluate):
-        sub.add_argument("--config", required=True, type=Path, help="YAML config (validated against the schema)")
-        sub.add_argument("--method", required=True, help="a key of the config's methods")
+        sub.add_argument("--config", required=True, type=Path, metavar="YAML",
+                         help="config file, e.g. workflow/config/default.yaml or the pipeline's "
+                              "<results_dir>/config.yaml (validated before anything runs)")
+        sub.add_argument("--method", required=True, help="a key of the config's methods, e.g. clip or clip_bacl")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
         sub.add_argument("--threads", type=_positive_int, help="torch threads (default: the config's threads)")
-    train.add_argument("--train", required=True, type=Path, help="feature set of the training split (.safetensors)")
-    train.add_argument("--pools", type=Path, help="BNS candidate pools of the training split (.safetensors)")
-    train.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, metrics log, weights)")
-    train.add_argument("--seed", type=int, default=0, help="training seed (batch order, draws, init)")
+    train.add_argument("--train", required=True, type=Path, metavar="FEATURES",
+                       help="feature set of the training split (.safetensors)")
+    train.add_argument("--pools", type=Path, metavar="POOLS",
+                       help="BNS candidate pools of that split (.safetensors); needed by methods with bns")
+    train.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder (created)")
+    train.add_argument("--seed", type=int, default=0, help="training seed: batch order, draws, init (default: 0)")
     # Several splits in one call share the process start and the weights load (a few seconds each).
-    evaluate.add_argument("--test", required=True, type=Path, nargs="+",
+    evaluate.add_argument("--test", required=True, type=Path, nargs="+", metavar="FEATURES",
                           help="feature sets of the test splits (.safetensors)")
-    evaluate.add_argument("--weights", type=Path, help="trained weights (.safetensors); omit for zero_shot")
-    evaluate.add_argument("--out", required=True, type=Path, nargs="+", help="result JSON, one per --test")
+    evaluate.add_argument("--weights", type=Path, metavar="WEIGHTS",
+                          help=f"the run's {FINAL_WEIGHTS}; omit for zero_shot (nothing trained)")
+    evaluate.add_argument("--out", required=True, type=Path, nargs="+", metavar="JSON",
+                          help="result files, one per --test, in the same order")
     return parser
 
 

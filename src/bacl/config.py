@@ -1,9 +1,12 @@
 """The one configuration system: YAML validated against ``workflow/schemas/config.schema.yaml``.
 
-Snakemake validates the same file with the same schema (``snakemake.utils.validate``); the CLI
-uses :func:`load_config`. Defaults from the schema are filled in, and a bad value raises
-``ConfigError`` naming the key path before any compute. Method rows may override the shared
-``bacl``, ``transformer`` and ``train`` sections; :func:`method_settings` merges and re-validates.
+Snakemake validates the same file with the same schema (``snakemake.utils.validate``) and then
+runs :func:`check_config`; the CLI uses :func:`load_config`, which does both. Defaults from the
+schema are filled in, and a bad value raises ``ConfigError`` naming the key path before any
+compute. :func:`check_config` adds the rules a schema cannot state: those that join keys of a
+synthetic benchmark's generator settings (its dataclass checks them), a method row's overrides of
+the shared ``bacl``, ``transformer`` and ``train`` sections (:func:`method_settings` merges and
+re-validates them) and table rows naming configured methods.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-__all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "merge_base", "validate_config", "method_settings"]
+__all__ = ["ConfigError", "SCHEMA_PATH", "check_config", "load_config", "merge_base", "validate_config",
+           "method_settings"]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -45,7 +49,9 @@ def _with_defaults(validator_class):
 
 def _validate(instance: dict, schema: dict, where: str) -> dict:
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    # A bad key inside an allOf part also makes its siblings "unevaluated": report the key itself.
+    errors = sorted(validator.iter_errors(instance),
+                    key=lambda e: (e.validator == "unevaluatedProperties", [str(p) for p in e.absolute_path]))
     if errors:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
@@ -54,10 +60,40 @@ def _validate(instance: dict, schema: dict, where: str) -> dict:
 
 
 def validate_config(config: dict, where: str = "config") -> dict:
-    """Validate ``config`` in place (defaults filled) and return it."""
+    """Validate ``config`` in place (defaults filled) against the schema and :func:`check_config`; return it."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: the top level must be a mapping, got {type(config).__name__}")
-    return _validate(config, _schema(), where)
+    check_config(_validate(config, _schema(), where), where)
+    return config
+
+
+def check_config(config: dict, where: str = "config") -> None:
+    """The rules of a schema-valid ``config`` that the schema cannot state; ConfigError naming the key.
+
+    * each synthetic ``data.<benchmark>`` section (no ``source``) is a valid generator config, the
+      rules that join keys included (e.g. ``min_objects <= max_objects``);
+    * each method's overrides of ``bacl`` / ``transformer`` / ``train`` are valid once merged;
+    * each table row names a configured method.
+    """
+    from .data.features import BENCHMARK_MODALITY
+    from .data.synthetic.config import config_from_mapping
+
+    for benchmark, section in config.get("data", {}).items():
+        if "source" not in section:
+            try:
+                config_from_mapping(BENCHMARK_MODALITY[benchmark], section)
+            except ValueError as error:
+                raise ConfigError(f"{where}: invalid value at key 'data.{benchmark}': {error}") from None
+    for method in config["methods"]:
+        try:
+            method_settings(config, method)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+    for table, rows in config["tables"].items():
+        for label, method in rows.items():
+            if method not in config["methods"]:
+                raise ConfigError(f"{where}: invalid value at key 'tables.{table}.{label}': {method!r} is not "
+                                  f"one of the configured methods {sorted(config['methods'])}")
 
 
 def _read_yaml(path: Path) -> dict:
@@ -80,10 +116,15 @@ def merge_base(config: dict, directory: str | Path) -> dict:
     """A config with ``base: FILE`` (relative to ``directory``) is that file's config with this
     one's values merged on top (mappings merge key by key, anything else is replaced), so a small
     variant such as the smoke config states only what differs."""
-    if "base" not in config:
+    if not isinstance(config, dict) or "base" not in config:
         return config
+    if not isinstance(config["base"], str) or not config["base"]:
+        raise ConfigError(f"invalid value at key 'base': {config['base']!r} is not a file name (a string)")
     base_path = Path(directory) / config["base"]
     base = merge_base(_read_yaml(base_path), base_path.parent)
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_path} (the value of key 'base'): the top level must be a mapping, "
+                          f"got {type(base).__name__}")
     return _deep_merge(base, {k: v for k, v in config.items() if k != "base"})
 
 

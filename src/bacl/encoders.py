@@ -10,11 +10,16 @@ in ``model_configs/`` with open_clip and pre-trains them here with the plain CLI
 * ``bacl-tiny-audio``: the same towers on a 64 x 128 log-mel "image" (mel bins x frames) with
   8 x 16 patches, so a clip is also 64 tokens and costs what an image does.
 
-Token features come from ``model.forward_intermediates`` (last block, final norm applied): the
-same tensors open_clip returns with ``output_tokens=True`` (image tokens without the class token,
-not projected), but without changing ``model.forward``, which CLIP pre-training needs to return
-pooled features only, and also for built-in configs such as ``ViT-B-16`` that do not set
-``output_tokens``. Global embeddings are L2-normalised.
+Token features come from ``model.forward_intermediates`` with the tower's final norm applied
+(open_clip's ``normalize_intermediates``): at the last block these are the tensors open_clip
+returns with ``output_tokens=True`` (image tokens without the class token, not projected), but
+without changing ``model.forward``, which CLIP pre-training needs to return pooled features only,
+and also for built-in configs such as ``ViT-B-16`` that do not set ``output_tokens``. ``layer``
+picks another block (1-based; the final norm is applied to it too, so every layer's tokens have
+the scale the last block's have): in a CLIP tower only the pooled token is trained by the loss,
+and the last block's patch outputs feed nothing, so an earlier block can carry more of what the
+boundary negatives test (:mod:`bacl.probe` measures it). Global embeddings are L2-normalised and
+do not depend on ``layer``.
 """
 
 from __future__ import annotations
@@ -229,38 +234,69 @@ class FrozenEncoder:
             digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
-    def _image_forward(self, x: torch.Tensor) -> Features:
+    @cached_property
+    def num_layers(self) -> dict[str, int]:
+        """Transformer blocks per tower: ``{"image": ..., "text": ...}`` (audio uses the image tower)."""
+        text = getattr(self.model, "text", self.model).transformer  # CustomTextCLIP keeps it in .text
+        return {"image": len(self.model.visual.transformer.resblocks), "text": len(text.resblocks)}
+
+    def _block_indices(self, tower: str, layers: Sequence[int] | None) -> list[int]:
+        """0-based block indices of 1-based ``layers`` (None: the last block)."""
+        count = self.num_layers[tower]
+        if layers is None:
+            return [count - 1]
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= count:
+                raise ValueError(f"layer must be an int in [1, {count}] (the {tower} tower's blocks) or None, "
+                                 f"got {layer!r}")
+        return [layer - 1 for layer in layers]
+
+    def _image_forward(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> Features:
+        """global (B, E) and tokens (B, Li, Dv) of block ``layers[0]``, or, for several layers,
+        tokens (B, len(layers), Li, Dv)."""
         with torch.inference_mode():
             out = self.model.forward_intermediates(
-                image=x.to(self.device), image_indices=1, normalize_intermediates=True, image_output_fmt="NLC"
+                image=x.to(self.device), image_indices=self._block_indices("image", layers),
+                normalize_intermediates=True, image_output_fmt="NLC",
             )
-        tokens = out["image_intermediates"][0]
-        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        stacked = out["image_intermediates"]
+        tokens = stacked[0] if len(stacked) == 1 else torch.stack(stacked, dim=1)
+        mask = torch.ones((tokens.shape[0], tokens.shape[-2]), dtype=torch.bool, device=tokens.device)
         return {"global": out["image_features"], "tokens": tokens, "token_mask": mask}
 
-    def encode_images(self, images, batch_size: int = 256, progress: bool = False) -> Features:
+    def _text_forward(self, ids: torch.Tensor, layers: Sequence[int] | None = None) -> Features:
+        with torch.inference_mode():
+            out = self.model.forward_intermediates(
+                text=ids.to(self.device), text_indices=self._block_indices("text", layers), normalize_intermediates=True
+            )
+        stacked = out["text_intermediates"]
+        return {"global": out["text_features"], "tokens": stacked[0] if len(stacked) == 1 else torch.stack(stacked, 1)}
+
+    def _check_layer(self, tower: str, layer: int | None) -> list[int] | None:
+        if layer is not None:
+            self._block_indices(tower, [layer])  # raises on a bad layer
+        return None if layer is None else [layer]
+
+    def encode_images(self, images, batch_size: int = 256, progress: bool = False, layer: int | None = None) -> Features:
         """images: uint8 (N, H, W, 3) or float (N, 3, h, w) already prepared for the model (e.g.
         by open_clip's preprocess transform). Returns global (N, E), tokens (N, Li, Dv) (patch
-        tokens, no class token), token_mask (N, Li) all True."""
+        tokens of block ``layer``, 1-based, default the last; no class token), token_mask (N, Li)
+        all True."""
         images = _check_images("images", images, self.input_spec.size)
-        prepare = self.input_spec.images
-        return _batched(lambda s: self._image_forward(prepare(images[s])), len(images), batch_size, progress, "images")
+        layers, prepare = self._check_layer("image", layer), self.input_spec.images
+        return _batched(lambda s: self._image_forward(prepare(images[s]), layers), len(images), batch_size,
+                        progress, "images")
 
     def encode_texts(
-        self, captions: Sequence[str], batch_size: int = 256, progress: bool = False, truncate: bool = False
+        self, captions: Sequence[str], batch_size: int = 256, progress: bool = False, truncate: bool = False,
+        layer: int | None = None,
     ) -> Features:
-        """captions: N strings. Returns global (N, E), tokens (N, Lt, Dt) (every position, final
-        norm applied), token_mask (N, Lt) = token_ids != 0 (padding off), token_ids (N, Lt)."""
+        """captions: N strings. Returns global (N, E), tokens (N, Lt, Dt) (every position of block
+        ``layer``, default the last, final norm applied), token_mask (N, Lt) = token_ids != 0
+        (padding off), token_ids (N, Lt)."""
         ids = _tokenize(self.tokenizer, captions, self.context_length, truncate)
-
-        def forward(s: slice) -> Features:
-            with torch.inference_mode():
-                out = self.model.forward_intermediates(
-                    text=ids[s].to(self.device), text_indices=1, normalize_intermediates=True
-                )
-            return {"global": out["text_features"], "tokens": out["text_intermediates"][0]}
-
-        features = _batched(forward, len(ids), batch_size, progress, "captions")
+        layers = self._check_layer("text", layer)
+        features = _batched(lambda s: self._text_forward(ids[s], layers), len(ids), batch_size, progress, "captions")
         return {**features, "token_mask": ids != 0, "token_ids": ids}
 
     def encode_video(self, frames, batch_size: int = 32, progress: bool = False) -> Features:
@@ -268,8 +304,9 @@ class FrozenEncoder:
 
         Returns global (N, E) = normalised mean of the T frame embeddings, tokens (N, T, E) = the
         normalised frame embeddings, token_mask (N, T) all True. Frame embeddings rather than patch
-        tokens: T tokens per clip instead of T * Li keep the cache and the cross-attention small,
-        and they carry the temporal order that video captions (direction, sequence) describe.
+        tokens: T tokens per clip instead of T * Li keep the cache and the cross-attention small.
+        A frame embedding does not know its frame's index: the tokens carry what each frame shows,
+        not when (:mod:`bacl.probe` measures what that leaves of direction and order).
         """
         frames = _check_images("frames", frames, self.input_spec.size, extra_dims=1)
         n, t = frames.shape[:2]
@@ -283,13 +320,42 @@ class FrozenEncoder:
         features = _batched(forward, n, batch_size, progress, "clips")
         return {**features, "token_mask": torch.ones(n, t, dtype=torch.bool)}
 
-    def encode_audio(self, log_mels, batch_size: int = 256, progress: bool = False) -> Features:
+    def encode_audio(self, log_mels, batch_size: int = 256, progress: bool = False, layer: int | None = None) -> Features:
         """log_mels: float (N, n_mels, frames). Returns global (N, E), tokens (N, Li, Dv) (patches
-        of the spectrogram image), token_mask (N, Li) all True."""
+        of the spectrogram image at block ``layer``, default the last), token_mask (N, Li) all True."""
         log_mels = _check_log_mels("log_mels", log_mels)
-        prepare = self.input_spec.log_mels
-        forward = lambda s: self._image_forward(prepare(log_mels[s]))  # noqa: E731
-        return _batched(forward, len(log_mels), batch_size, progress, "clips")
+        layers, prepare = self._check_layer("image", layer), self.input_spec.log_mels
+        return _batched(lambda s: self._image_forward(prepare(log_mels[s]), layers), len(log_mels), batch_size,
+                        progress, "clips")
+
+    def encode_all_layers(self, inputs, kind: str, batch_size: int = 256) -> Features:
+        """Tokens of every block at once, for probing which block to read (:mod:`bacl.probe`).
+
+        kind: "image" (as :meth:`encode_images`), "audio" (as :meth:`encode_audio`) or "text"
+        (captions, as :meth:`encode_texts`, which also gives token_ids). Returns global (N, E) and
+        tokens (N, L, Ltok, D) in float16 (the precision feature sets store tokens in), where
+        ``tokens[:, l - 1]`` equals the tokens of ``layer=l``.
+        """
+        tower = "text" if kind == "text" else "image"
+        every = list(range(1, self.num_layers[tower] + 1))
+        if kind == "text":
+            ids = _tokenize(self.tokenizer, inputs, self.context_length, truncate=False)
+            forward, n = (lambda s: self._text_forward(ids[s], every)), len(ids)
+        elif kind in ("image", "audio"):
+            inputs = (_check_images("inputs", inputs, self.input_spec.size) if kind == "image"
+                      else _check_log_mels("inputs", inputs))
+            prepare = self.input_spec.images if kind == "image" else self.input_spec.log_mels
+            forward, n = (lambda s: self._image_forward(prepare(inputs[s]), every)), len(inputs)
+        else:
+            raise ValueError(f"kind must be 'image', 'audio' or 'text', got {kind!r}")
+
+        def kept(s: slice) -> Features:
+            out = forward(s)
+            tokens = out["tokens"] if len(every) > 1 else out["tokens"].unsqueeze(1)
+            return {"global": out["global"], "tokens": tokens.half()}  # halved per batch: a quarter of the memory
+
+        features = _batched(kept, n, batch_size, False, kind)
+        return {**features, "token_ids": ids} if kind == "text" else features
 
 
 def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_seed: int = 0) -> FrozenEncoder:

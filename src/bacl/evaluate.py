@@ -151,6 +151,8 @@ def _head_metrics(cross_modal, features: FeatureSet, similarity: torch.Tensor, s
     results["boundary_match_head"] = {
         **boundary_accuracy(positive_logits, negative_logits, features["negative_type"], mask, type_names=names),
         "chance": boundary_chance(mask)}
+    if "negative_wrong_tokens" not in features:  # options without known wrong words (real data): no AEL
+        return results
 
     eligible = _eligible_tokens(features["text_tokens"][rows], negative_tokens,
                                 features["text_token_mask"][rows] & negative_token_mask)

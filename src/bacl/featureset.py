@@ -6,11 +6,14 @@ stored in float16 (half the disk and memory; the heads compute in float32).
 
     x (N, Ex), x_tokens (N, Lx, Dx), x_token_mask (N, Lx)       non-text side
     modality_<name> (N, E_name)                                   separate modalities (GRAM)
-    text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt)
+    text (N, Et), text_tokens (N, Lt, Dt), text_token_mask (N, Lt), text_token_ids (N, Lt)
     caption_id (N,)                                               caption equivalence class
+    group (N,), sibling_index (N, S), sibling_type (N, S)        sibling groups (synthetic data): the rows
+                                                                  whose caption is a one-edit boundary
+                                                                  negative of this row's, -1 padded
     text_neighbours (N, P), x_neighbours (N, P)                   BNS pools (training split)
     negative_text (N, M, Et), negative_text_tokens (N, M, Lt, Dt),
-    negative_text_token_mask (N, M, Lt), negative_mask (N, M),
+    negative_text_token_mask (N, M, Lt), negative_text_token_ids (N, M, Lt), negative_mask (N, M),
     negative_type (N, M), negative_wrong_tokens (N, M, Lt)        boundary negatives (evaluation)
 """
 
@@ -51,6 +54,11 @@ class FeatureSet:
                                      or pool.numel() == 0 or pool.min() < 0 or pool.max() >= n):
                 raise ValueError(f"feature set {source}: {name} must be (N, P) integer row indices in [0, {n}), "
                                  f"got {pool.dtype} {tuple(pool.shape)} (pools of another split?)")
+        siblings = tensors.get("sibling_index")
+        if siblings is not None and (siblings.dim() != 2 or siblings.is_floating_point() or siblings.dtype == torch.bool
+                                     or siblings.min() < -1 or siblings.max() >= n):
+            raise ValueError(f"feature set {source}: sibling_index must be (N, S) integer row indices in [-1, {n}), "
+                             f"got {siblings.dtype} {tuple(siblings.shape)}")
         bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:
             raise ValueError(f"feature set {source}: tensors {bad} contain NaN or inf")
@@ -119,6 +127,7 @@ class FeatureSet:
             x=self._float("x", index), text=self._float("text", index),
             x_tokens=self._get("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
             text_tokens=self._get("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
+            text_token_ids=self._get("text_token_ids", index),
             modalities={name: self._float(f"modality_{name}", index) for name in self.modality_names},
         )
         if candidates:
@@ -129,7 +138,8 @@ class FeatureSet:
             pool = slice(None, pool_size)
             batch.candidate_text = CandidatePool(
                 self.tensors["text_neighbours"][index][:, pool], self.tensors["text"], dtype=torch.float32,
-                tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"))
+                tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"),
+                token_ids=self.tensors.get("text_token_ids"))
             batch.candidate_x = CandidatePool(self.tensors["x_neighbours"][index][:, pool], self.tensors["x"],
                                               dtype=torch.float32)
         return batch

@@ -33,6 +33,7 @@ from .distributed import gather_features
 from .matching import CLA_FORMS, MATCH_OBJECTIVES, local_loss, match_loss, score_match_list
 from .negative_pool import NegativePool
 from .sampler import BoundarySampler
+from .sampling_correction import sampling_correction as sampling_log_correction
 from .validation import check_floating, check_matrix, check_positive_number, checked_token_mask
 
 __all__ = ["BACLLoss", "MATCH_POOLS", "contrastive_logits_loss"]
@@ -73,6 +74,12 @@ class BACLLoss(nn.Module):
         omega_size: literal CLA's |Omega|, the number of most divergent (token, context) pairs.
         negative_weight: multiplies each drawn negative's term in the denominator; 1 counts a
             drawn negative once more on top of its in-batch term (an up-weighting, as in HCL).
+        sampling_correction: beyond the paper, off by default. The drawn negatives leave the
+            in-batch softmax and form their own term, ``drawn_set_loss``: a softmax over the positive
+            and the K drawn, each drawn logit plus McFadden's log-correction of the Gumbel-top-k
+            draw (:mod:`bacl.sampling_correction`), which makes it the exact conditional likelihood
+            of the positive given the drawn set (theory/: the corrected arm converges to the
+            full-softmax optimum where the plain one does not). Needs BNS and negative_weight 1.
         cla_anchors: compute the CLA and match terms on at most this many anchors per step (the
             first of the batch, which training shuffles); None, all. Bounds the Transformer's cost.
         local_loss, gather_with_grad, cache_labels, rank, world_size: as in ``ClipLoss``.
@@ -94,6 +101,7 @@ class BACLLoss(nn.Module):
         beta: float = 1.0,
         omega_size: int = 8,
         negative_weight: float = 1.0,
+        sampling_correction: bool = False,
         cla_anchors: int | None = None,
         local_loss: bool = False,
         gather_with_grad: bool = False,
@@ -127,6 +135,12 @@ class BACLLoss(nn.Module):
         if cla_anchors is not None and (isinstance(cla_anchors, bool) or not isinstance(cla_anchors, int) or cla_anchors < 1):
             raise ValueError(f"cla_anchors must be a positive integer or None, got {cla_anchors!r}")
         self.cla_anchors = cla_anchors
+        if not isinstance(sampling_correction, bool):
+            raise ValueError(f"sampling_correction must be a bool, got {sampling_correction!r}")
+        if sampling_correction and (not use_bns or negative_weight != 1.0):
+            raise ValueError("sampling_correction needs use_bns=True and negative_weight=1 (the correction "
+                             f"is the draw's own; got use_bns={use_bns}, negative_weight={negative_weight})")
+        self.sampling_correction = sampling_correction
         self.log_negative_weight = float(torch.log(torch.tensor(check_positive_number("negative_weight", negative_weight))))
         self.local_loss, self.gather_with_grad, self.cache_labels = local_loss, gather_with_grad, cache_labels
         self.rank, self.world_size = rank, world_size
@@ -217,7 +231,8 @@ class BACLLoss(nn.Module):
                 f"text_features has shape {tuple(text_features.shape)}, image_features {tuple(image_features.shape)}"
             )
         text_candidates = candidate_pool("candidate_text", candidate_text, image_features, candidate_text_features,
-                                          candidate_text_mask, candidate_text_tokens, candidate_text_token_mask)
+                                          candidate_text_mask, candidate_text_tokens, candidate_text_token_mask,
+                                          candidate_text_token_ids)
         image_candidates = candidate_pool("candidate_image", candidate_image, text_features, candidate_image_features,
                                            candidate_image_mask)
         all_image, all_text = gather_features(
@@ -237,7 +252,7 @@ class BACLLoss(nn.Module):
         draw = text_pool = None
         if self.use_bns or self.use_cla:
             text_pool = NegativePool(image_features, text_features, all_text, text_candidates, anchor_labels, local,
-                                     text_tokens, text_token_mask, text_token_ids, candidate_text_token_ids)
+                                     text_tokens, text_token_mask, text_token_ids)
         if self.use_bns:
             if progress is None:
                 raise ValueError("progress (training progress eta in [0, 1]) is required when use_bns=True")
@@ -246,17 +261,27 @@ class BACLLoss(nn.Module):
             image_pool = NegativePool(text_features, image_features, all_image, image_candidates, anchor_labels, local)
             draw_text, extra_text = self._extra_negatives(text_features, image_pool, logit_scale, logit_bias, progress,
                                                           generator)
+            rows, retrieved = text_pool.store_rows(draw.index, draw.valid)
             self.last_draw = {
                 "alpha": draw.alpha,
                 "image_to_text_boundary_score": draw.boundary_score[draw.valid].detach(),
                 "text_to_image_boundary_score": draw_text.boundary_score[draw_text.valid].detach(),
+                # rows of the retrieved store (the training split in bacl.train), valid where retrieved
+                "image_to_text_rows": rows, "image_to_text_valid": retrieved,
             }
+        if self.sampling_correction:  # the drawn set is its own softmax: the positive against the K drawn
+            zeros = torch.zeros_like(labels[: per_image.shape[0]])
+            drawn_set = (contrastive_logits_loss(per_image.gather(1, labels[:, None]), zeros, extra_image)
+                         + contrastive_logits_loss(per_text.gather(1, labels[:, None]), zeros, extra_text)) / 2
+            extra_image = extra_text = None
         losses = {
             "contrastive_loss": (
                 contrastive_logits_loss(per_image, labels, extra_image)
                 + contrastive_logits_loss(per_text, labels, extra_text)
             ) / 2
         }
+        if self.sampling_correction:
+            losses["drawn_set_loss"] = drawn_set
         if self.use_bns:
             losses["policy_loss"] = (draw.policy_loss + draw_text.policy_loss) / 2
         if self.use_cla:
@@ -269,9 +294,10 @@ class BACLLoss(nn.Module):
                     with torch.no_grad():
                         match_draw = self.sampler.draw(match_pool.similarities, progress, candidate_mask=match_pool.mask,
                                                        generator=generator, rank=self.rank, world_size=self.world_size)
-            if match_draw is not None:  # share of the match list's draws that are retrieved candidates
-                self.last_draw["match_retrieved_share"] = (
-                    match_pool.is_retrieved(match_draw.index) & match_draw.valid).sum() / match_draw.valid.sum().clamp_min(1)
+            if match_draw is not None:  # the match list's draws: rows of the store, share retrieved
+                rows, retrieved = match_pool.store_rows(match_draw.index, match_draw.valid)
+                self.last_draw.update(match_rows=rows, match_valid=retrieved,
+                                      match_retrieved_share=retrieved.sum() / match_draw.valid.sum().clamp_min(1))
             local_term, match = self._local_terms(match_pool, match_draw, image_tokens, image_token_mask, text_tokens,
                                                   text_token_mask, text_token_ids, generator)
             losses["local_loss"] = self.lambda_local * local_term
@@ -285,6 +311,8 @@ class BACLLoss(nn.Module):
         extra = logit_scale * torch.einsum("bd,bkd->bk", anchor, pool.embed(draw.index))
         if logit_bias is not None:
             extra = extra + logit_bias
+        if self.sampling_correction:
+            extra = extra + sampling_log_correction(draw.logits, draw.index, draw.valid, draw.positive_logit).to(extra.dtype)
         # The weights enter detached: the aligner must not teach the policy to pick easy negatives.
         return draw, extra + self.log_negative_weight + torch.log(draw.weights.detach())
 

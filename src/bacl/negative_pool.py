@@ -40,18 +40,16 @@ class NegativePool:
         labels: (B,) column of each anchor's own positive in ``all_positive``.
         local: (start, stop) of this rank's rows in ``all_positive`` (their tokens are at hand).
         tokens, token_mask, token_ids: this rank's (B, L, Dt), (B, L), (B, L) of the positives,
-            for the batch part's match lists; retrieved_token_ids: (B, P, L) ids of the retrieved
-            candidates (their token features come from the CandidatePool's store).
+            for the batch part's match lists (the retrieved candidates' come from their store).
     """
 
     def __init__(self, anchor, positive, all_positive, retrieved: CandidatePool | None, labels,
-                 local: tuple[int, int], tokens=None, token_mask=None, token_ids=None, retrieved_token_ids=None):
+                 local: tuple[int, int], tokens=None, token_mask=None, token_ids=None):
         self.retrieved = None if retrieved is None else ScoredPool.of(anchor, positive, all_positive, retrieved, labels)
         self.batch = None
         self._labels = labels
         self.positive, self.all_positive, self.local = positive, all_positive, local
         self.tokens, self.token_mask, self.token_ids = tokens, token_mask, token_ids
-        self.retrieved_token_ids = retrieved_token_ids
         if retrieved is None:
             self.batch = ScoredPool.of(anchor, positive, all_positive, None, labels)
         self._concatenate()
@@ -84,6 +82,15 @@ class NegativePool:
     def is_retrieved(self, index: torch.Tensor) -> torch.Tensor:
         return index < self.offset
 
+    def store_rows(self, index: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the retrieved candidates' store (B, K) at positions ``index`` (B, K), and which
+        of them are valid retrieved draws (``valid`` and not from the batch); for diagnostics."""
+        retrieved = self.is_retrieved(index) & valid
+        if self.retrieved is None:
+            return torch.zeros_like(index), retrieved
+        rows = self.retrieved.candidates.rows
+        return rows.gather(1, index.clamp(max=self.offset - 1).to(rows.device)), retrieved
+
     def embed(self, index: torch.Tensor) -> torch.Tensor:
         """(B, K, D) embeddings, with gradient, of the candidates at positions ``index`` (B, K)."""
         parts = []
@@ -111,14 +118,11 @@ class NegativePool:
         pieces = []
         if retrieved.any():
             rows = retrieved.nonzero().squeeze(1)
-            tokens, mask = self.retrieved.candidates.tokens(anchors[rows], index[rows])
+            tokens, mask, ids = self.retrieved.candidates.tokens(anchors[rows], index[rows])
             mask = torch.ones(tokens.shape[:-1], dtype=torch.bool, device=tokens.device) if mask is None else mask
-            ids = None
-            if need_ids:
-                if self.retrieved_token_ids is None:
-                    raise ValueError("candidate_text_token_ids are required for cla_form='discriminative' "
-                                     "with retrieved candidates")
-                ids = self.retrieved_token_ids[anchors[rows], index[rows]]
+            if need_ids and ids is None:
+                raise ValueError("candidate_text_token_ids are required for cla_form='discriminative' "
+                                 "with retrieved candidates")
             pieces.append((rows, tokens, mask, ids))
         if (~retrieved).any():
             rows = (~retrieved).nonzero().squeeze(1)

@@ -6,8 +6,9 @@ common random numbers). Every function takes a stack of R scorers ``weights`` (R
 one value per scorer, (R,) float64.
 
 * Pairwise misranking risk: the probability that a negative drawn uniformly from the pool outscores
-  the positive, ``E[(1/P) sum_{k != J} 1{s_k > s_J}]``. Ordering by ``x^T W* c`` minimises it, and
-  its excess is ``(1/P) sum over misordered pairs {j, k} of |p_j - p_k|`` (>= 0 pool by pool).
+  the positive, ``E[(1/P) sum_{k != J} (1{s_k > s_J} + 1{s_k = s_J} / 2)]`` (a tie broken at random).
+  Ordering by ``x^T W* c`` minimises it, and its excess is ``(1/P) sum over misordered pairs {j, k}
+  of |p_j - p_k|``, a tied pair counting half (>= 0 pool by pool; W = 0 ties everything: excess > 0).
 * Contrastive log-loss: ``E[-log softmax(s_W)_J]``, minimised by W* (well specified); its excess is
   ``KL(p || softmax(s_W))``.
 * Alignment margin: the expected logit margin ``s_W(x, c_J) - s_W(x, c_k)`` between the positive
@@ -50,10 +51,12 @@ def _chunked(weights: torch.Tensor, test: TestPools, per_chunk) -> torch.Tensor:
 
 
 def pairwise_risk(weights: torch.Tensor, test: TestPools) -> torch.Tensor:
-    """Probability that a uniformly drawn negative outscores the positive, (R,)."""
+    """Probability that a uniformly drawn negative outscores the positive, a tie counting 1/2 (the
+    error rate of breaking it at random), (R,)."""
     def per_chunk(s):
-        beaten = (s[..., None, :] > s[..., :, None]).to(torch.float64)  # [j, k]: k outscores j
-        return (test.probabilities[None] * beaten.sum(-1)).sum(-1).mean(-1) / (s.shape[-1] - 1)
+        # [j, k]: k outscores j (1) or ties with it (1/2); the diagonal's tie is removed below.
+        beaten = (s[..., None, :] > s[..., :, None]).to(torch.float64) + 0.5 * (s[..., None, :] == s[..., :, None])
+        return (test.probabilities[None] * (beaten.sum(-1) - 0.5)).sum(-1).mean(-1) / (s.shape[-1] - 1)
     return _chunked(weights, test, per_chunk)
 
 
@@ -64,7 +67,9 @@ def excess_pairwise_risk(weights: torch.Tensor, test: TestPools) -> torch.Tensor
     gap = (test.probabilities[..., :, None] - test.probabilities[..., None, :]).abs()
 
     def per_chunk(s):
-        misordered = (s[..., :, None] - s[..., None, :]) * true_order < 0
+        difference = (s[..., :, None] - s[..., None, :]) * true_order
+        # A tie of a truly ordered pair is misordered half the time when broken at random.
+        misordered = (difference < 0).to(torch.float64) + 0.5 * (difference == 0)
         # Each unordered pair appears twice in the (P+1) x (P+1) grid, hence the 1/2.
         return 0.5 * (gap[None] * misordered).sum((-1, -2)).mean(-1) / (s.shape[-1] - 1)
     return _chunked(weights, test, per_chunk)

@@ -1,4 +1,4 @@
-"""Fits with seed-bootstrap confidence intervals, and the verdict rules the notebooks apply.
+"""Linear fits with seed-bootstrap confidence intervals, and the sign rule of the verdicts.
 
 Seeds are the independent units (within a seed, runs share data and noise: common random numbers),
 so every confidence interval resamples whole seeds with replacement and refits. All inputs are
@@ -11,10 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "Fit", "bootstrap_fit", "linear_fit", "loglog_slope", "margin_fits", "margin_verdict", "rate_verdict",
-    "removes_growth", "sign_verdict", "slope_difference",
-]
+__all__ = ["Fit", "bootstrap_fit", "interval", "linear_fit", "loglog_slope", "sign_verdict", "slope_difference"]
 
 # 2000 resamples put the Monte Carlo error of a 95 % percentile bound well below its sampling error.
 BOOTSTRAP_RESAMPLES = 2000
@@ -60,7 +57,7 @@ def bootstrap_fit(statistic, y: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.stack([np.atleast_1d(statistic(y[p])) for p in picks])
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
+def interval(samples: np.ndarray) -> tuple[float, float]:
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
@@ -77,7 +74,7 @@ def linear_fit(x, y, seed: int = 0) -> Fit:
     slope, intercept = coefficients(y)
     boot = bootstrap_fit(coefficients, y, seed)
     y_mean = y.mean(0)
-    return Fit(float(slope), float(intercept), _interval(boot[:, 0]), _interval(boot[:, 1]),
+    return Fit(float(slope), float(intercept), interval(boot[:, 0]), interval(boot[:, 1]),
                y_mean - (intercept + slope * x), x, y_mean)
 
 
@@ -98,73 +95,21 @@ def loglog_slope(n_values, excess, seed: int = 0) -> Fit:
     slope, intercept = coefficients(excess)
     boot = bootstrap_fit(coefficients, excess, seed)
     log_mean = np.log(excess.mean(0))
-    return Fit(float(slope), float(intercept), _interval(boot[:, 0]), _interval(boot[:, 1]),
+    return Fit(float(slope), float(intercept), interval(boot[:, 0]), interval(boot[:, 1]),
                log_mean - (intercept + slope * np.log(n_values)), np.log(n_values), log_mean)
 
 
-def rate_verdict(slope_intervals: list[tuple[float, float]], boundary: float = -0.75) -> str:
-    """Fast rate (exponent -1) versus slow (-1/2) or worse, from one or more slope CIs.
-
-    "supported" when every interval lies below ``boundary`` (the exponent halfway between -1 and
-    -1/2), "not supported" when any lies entirely above it, "inconclusive" otherwise.
-    """
-    if any(low > boundary for low, _ in slope_intervals):
-        return "not supported"
-    if all(high < boundary for _, high in slope_intervals):
-        return "supported"
-    return "inconclusive"
-
-
-def sign_verdict(interval: tuple[float, float], expected_sign: int) -> str:
+def sign_verdict(ci: tuple[float, float], expected_sign: int) -> str:
     """"supported" when the CI excludes 0 on the expected side, "not supported" when it excludes 0
     on the other side or sits at 0 exactly, "inconclusive" when it straddles 0."""
     if expected_sign not in (-1, 1):
         raise ValueError(f"expected_sign must be -1 or 1, got {expected_sign!r}")
-    low, high = sorted(expected_sign * np.asarray(interval, dtype=float))
+    low, high = sorted(expected_sign * np.asarray(ci, dtype=float))
     if low > 0:
         return "supported"
     if high <= 0:
         return "not supported"
     return "inconclusive"
-
-
-def margin_fits(eta, gap, window: tuple[float, float], seed: int = 0) -> dict:
-    """Compare ``log|gap| = a + b eta`` with ``log|gap| = a + c eta^2`` inside ``window``.
-
-    Args:
-        eta: (M,) training progress of each record.
-        gap: (seeds, M) signed margin gap (optimum minus current margin).
-        window: (low, high) progress interval to fit.
-    Returns:
-        a dict with both fits' coefficients and residual sums of squares on the seed-mean curve,
-        ``log_rss_ratio = log(RSS_eta2 / RSS_eta)`` (< 0 favours eta^2) and bootstrap CIs.
-    """
-    eta, gap = _check(eta, gap)
-    low, high = window
-    inside = (eta >= low) & (eta <= high)
-    if inside.sum() < 4:
-        raise ValueError(f"window {window} holds {int(inside.sum())} records; at least 4 are needed")
-    x = eta[inside]
-
-    def statistic(sample):
-        log_gap = np.log(np.abs(sample[:, inside].mean(0)))
-        linear = np.polyfit(x, log_gap, 1)
-        square = np.polyfit(x ** 2, log_gap, 1)
-        linear_rss = np.sum((log_gap - np.polyval(linear, x)) ** 2)
-        square_rss = np.sum((log_gap - np.polyval(square, x ** 2)) ** 2)
-        return np.array([np.log(square_rss / linear_rss), linear[0], square[0], linear_rss, square_rss, linear[1], square[1]])
-
-    point = statistic(gap)
-    boot = bootstrap_fit(statistic, gap, seed)
-    return {
-        "window": [float(low), float(high)],
-        "records_in_window": int(inside.sum()),
-        "log_rss_ratio": float(point[0]), "log_rss_ratio_ci": list(_interval(boot[:, 0])),
-        "eta_slope": float(point[1]), "eta_slope_ci": list(_interval(boot[:, 1])),
-        "eta2_slope": float(point[2]), "eta2_slope_ci": list(_interval(boot[:, 2])),
-        "rss_eta": float(point[3]), "rss_eta2": float(point[4]),
-        "eta_intercept": float(point[5]), "eta2_intercept": float(point[6]),
-    }
 
 
 def slope_difference(x, y_first, y_second, seed: int = 0) -> tuple[float, tuple[float, float]]:
@@ -180,26 +125,4 @@ def slope_difference(x, y_first, y_second, seed: int = 0) -> tuple[float, tuple[
         return np.polyfit(x, sample[:, :width].mean(0), 1)[0] - np.polyfit(x, sample[:, width:].mean(0), 1)[0]
 
     both = np.concatenate([y_first, y_second], axis=1)
-    return float(difference(both)), _interval(bootstrap_fit(difference, both, seed)[:, 0])
-
-
-def margin_verdict(fits: dict) -> str:
-    """From ``margin_fits``: "supported" when eta^2 fits better (log RSS ratio CI below 0) and the gap
-    contracts (eta^2 coefficient CI below 0); "not supported" when eta fits better (ratio CI above 0)
-    or the gap grows (coefficient CI above 0); "inconclusive" otherwise."""
-    ratio_low, ratio_high = fits["log_rss_ratio_ci"]
-    slope_low, slope_high = fits["eta2_slope_ci"]
-    if ratio_low > 0 or slope_low > 0:
-        return "not supported"
-    if ratio_high < 0 and slope_high < 0:
-        return "supported"
-    return "inconclusive"
-
-
-def removes_growth(bacl_slope_ci: tuple[float, float], difference_ci: tuple[float, float]) -> str:
-    """Does BACL remove the growth of n*excess in rho? "no" when BACL's own slope CI lies above 0;
-    "yes" when it does not and the uniform-minus-BACL slope difference CI lies above 0;
-    "inconclusive" otherwise."""
-    if sign_verdict(bacl_slope_ci, +1) == "supported":
-        return "no"
-    return "yes" if sign_verdict(difference_ci, +1) == "supported" else "inconclusive"
+    return float(difference(both)), interval(bootstrap_fit(difference, both, seed)[:, 0])

@@ -1,137 +1,146 @@
-"""sympy derivations checked against bacl's numerics.
+"""sympy derivations that decide something in the notebooks.
 
-* The curriculum schedule: closed form of ``alpha(eta)`` and its derivative, checked against
-  ``bacl.schedule.CurriculumSchedule``; its crossover solved symbolically; its Taylor expansion at
-  the midpoint, whose quadratic term vanishes (the logistic's inflection point).
-* The Gumbel-Softmax relaxation: Jacobian ``d r / d logits = (diag r - r r^T) / tau`` and the
-  gradient of the policy objective, checked against autograd through ``BoundarySampler``.
-* The margin dynamics of the simplified model ``g' = -k(eta) g``: with ``k = k0 + k1 eta`` the gap is
-  ``g0 exp(-k0 eta - k1 eta^2 / 2)`` (super-exponential for k1 > 0); with a rate affine in the
-  logistic ``alpha(eta)`` the exponent is a softplus, quadratic only near the midpoint.
+* The sampling correction (``bacl.sampling_correction``): the probability that Gumbel-top-k draws a
+  set, derived from the exponential-race integral and shown equal to the Plackett-Luce sum over
+  orders; the correction of each drawn negative and its large-pool limit (the "logQ" term of sampled
+  softmax); and the unbiasedness itself: for a pool of 4 candidates, K = 2 and a sampler whose
+  weights depend on which candidate is the positive (12 free weights), the expected gradient of the
+  corrected loss at the label-generating scores is exactly 0 (the two identities it reduces to hold
+  symbolically; the full expression vanishes in exact rational arithmetic), while the plain loss's is not.
+* The margin dynamics ``g' = -k(eta) g``: with ``k = k0 + k1 eta`` the gap is
+  ``g0 exp(-k0 eta - k1 eta^2 / 2)``, so a contraction rate growing linearly in eta is exactly an
+  ``exp(-Theta(eta^2))`` contraction with log-gap curvature ``-k1 / 2``: 03_margin compares that
+  prediction (k measured from the loss curvature) with the curvature fitted to the simulated gap.
+* The schedule: how far the logistic ``alpha(eta)`` is from a straight line on [0, 1]. For the default
+  steepness 1.5 it is within 0.007 of its chord, so a rate affine in alpha is affine in eta over the
+  whole run, not only near the midpoint.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import sympy as sp
-import torch
 from scipy.integrate import solve_ivp
-from torch import nn
 
-from bacl.sampler import BoundarySampler, boundary_score
 from bacl.schedule import CurriculumSchedule
 
 __all__ = [
-    "check_margin_dynamics", "check_relaxation_gradient", "check_schedule", "logistic_rate_exponent",
-    "margin_dynamics_solution", "schedule_expression",
+    "check_correction_unbiased", "check_margin_dynamics", "check_set_probability", "correction_limit",
+    "margin_dynamics_solution", "schedule_expression", "schedule_linearity",
 ]
 
 ETA, ALPHA_EARLY, ALPHA_LATE, STEEPNESS, MIDPOINT = sp.symbols("eta alpha_early alpha_late kappa m", real=True)
 RATE_AT_ZERO, RATE_SLOPE, INITIAL_GAP = sp.symbols("k0 k1 g0", real=True)
 
 
-def schedule_expression() -> sp.Expr:
-    """alpha(eta) = a0 + (a1 - a0) (s(eta) - s(0)) / (s(1) - s(0)), s = sigmoid(kappa (eta - m))."""
-    def s(t):
-        return 1 / (1 + sp.exp(-STEEPNESS * (t - MIDPOINT)))
-    return ALPHA_EARLY + (ALPHA_LATE - ALPHA_EARLY) * (s(ETA) - s(0)) / (s(1) - s(0))
+def plackett_luce(weights: dict, members, rest) -> sp.Expr:
+    """P(Gumbel-top-k draws exactly ``members`` before the rest): the sum over their orders of the
+    successive-sampling probabilities; ``weights[m]`` the members' weights, ``rest`` the rest's total."""
+    total = 0
+    for order in itertools.permutations(members):
+        remaining, probability = sum(weights[m] for m in members) + rest, 1
+        for m in order:
+            probability *= weights[m] / remaining
+            remaining -= weights[m]
+        total += probability
+    return total
 
 
-def _substitute(expr: sp.Expr, schedule: CurriculumSchedule) -> sp.Expr:
-    return expr.subs({ALPHA_EARLY: sp.nsimplify(schedule.alpha_early), ALPHA_LATE: sp.nsimplify(schedule.alpha_late),
-                      STEEPNESS: sp.nsimplify(schedule.steepness), MIDPOINT: sp.nsimplify(schedule.midpoint)})
+def check_set_probability(sizes=(1, 2, 3)) -> dict:
+    """The exponential race: item i arrives at Exp(w_i), the draw is the first K arrivals, so
+    ``P(S) = int_0^inf R e^{-R t} prod_{s in S} (1 - e^{-w_s t}) dt`` (R the rest's total weight).
+    Integrated symbolically for each K in ``sizes`` and compared with the Plackett-Luce sum."""
+    t = sp.Symbol("t", positive=True)
+    rest = sp.Symbol("R", positive=True)
+    equal = {}
+    for size in sizes:
+        weights = dict(enumerate(sp.symbols(f"w0:{size}", positive=True)))
+        integrand = rest * sp.exp(-rest * t) * sp.Mul(*[1 - sp.exp(-w * t) for w in weights.values()])
+        race = sp.integrate(sp.expand(integrand), (t, 0, sp.oo))
+        equal[size] = sp.simplify(race - plackett_luce(weights, list(weights), rest)) == 0
+    return {"integral_equals_plackett_luce": equal}
 
 
-def check_schedule(schedule: CurriculumSchedule, points: int = 101) -> dict:
-    """Max errors of the closed form, its derivative and its crossover against the library."""
-    if not isinstance(schedule, CurriculumSchedule):
-        raise ValueError(f"schedule must be a CurriculumSchedule, got {schedule!r}")
-    alpha = schedule_expression()
-    derivative = sp.diff(alpha, ETA)
-    value = sp.lambdify(ETA, _substitute(alpha, schedule), "numpy")
-    slope = sp.lambdify(ETA, _substitute(derivative, schedule), "numpy")
-    eta = np.linspace(0.0, 1.0, points)
-    step = 1e-6
-    inner = eta[1:-1]
-    finite_difference = (schedule(inner + step) - schedule(inner - step)) / (2 * step)
-    crossover = sp.nsolve(_substitute(alpha, schedule), ETA, schedule.midpoint)
-    h = sp.Symbol("h", real=True)
-    expansion = sp.series(alpha.subs(ETA, MIDPOINT + h), h, 0, 3).removeO()
-    return {
-        "max_value_error": float(np.max(np.abs(value(eta) - schedule(eta)))),
-        "max_derivative_error": float(np.max(np.abs(slope(inner) - finite_difference))),
-        "crossover_error": abs(float(crossover) - schedule.crossover),
-        "midpoint_quadratic_coefficient": sp.simplify(expansion.coeff(h, 2)),
-        "midpoint_slope": sp.simplify(expansion.coeff(h, 1)),
-        "derivative": sp.simplify(derivative),
-    }
+def correction_limit() -> dict:
+    """K = 2, weights not depending on the positive: the correction of drawn negative k1 relative to
+    the positive j, ``o_k1 - o_j = log pi(T - k1) - log pi(T - j)``, and its limit as the rest of the
+    pool grows (R -> oo): ``log w_j - log w_k1``, sampled softmax's logQ correction."""
+    rest = sp.Symbol("R", positive=True)
+    weights = dict(zip(("j", "k1", "k2"), sp.symbols("w_j w_k1 w_k2", positive=True)))
+    ratio = plackett_luce(weights, ["j", "k2"], rest) / plackett_luce(weights, ["k1", "k2"], rest)
+    limit = sp.limit(ratio, rest, sp.oo)
+    return {"correction": sp.log(sp.simplify(ratio)), "large_pool_limit": sp.log(limit),
+            "limit_is_logq": sp.simplify(limit - weights["j"] / weights["k1"]) == 0}
 
 
-class _GivenPriority(BoundarySampler):
-    """A BoundarySampler whose policy priorities are a free (B, P) parameter, to differentiate by."""
+def _draws(candidates: int, k: int):
+    """Symbols, label probabilities, and every (positive, drawn set, members, draw probability, offsets)
+    of a pool of ``candidates`` whose sampler weights ``w_jm`` depend on the positive j."""
+    scores = sp.symbols(f"e0:{candidates}", positive=True)  # e_i = exp(s_i)
+    sampler = {(j, m): sp.Symbol(f"w_{j}{m}", positive=True)
+               for j in range(candidates) for m in range(candidates) if m != j}
+    labels = [e / sum(scores) for e in scores]
 
-    def __init__(self, priority: torch.Tensor, **kwargs):
-        super().__init__(**kwargs)
-        self.given = nn.Parameter(priority)
+    def draw(positive, drawn, members):
+        pool = {m: sampler[positive, m] for m in range(candidates) if m != positive}
+        return plackett_luce(pool, list(drawn), sum(w for m, w in pool.items() if m not in members))
 
-    def priorities(self, features):
-        return self.given
-
-
-def _policy_objective(size: int):
-    """Symbols and the sampler's per-row policy objective with its straight-through gradient path."""
-    logits = sp.symbols(f"l0:{size}", real=True)
-    noise = sp.symbols(f"g0:{size}", real=True)
-    reward = sp.symbols(f"b0:{size}", real=True)
-    tau, temperature, weight = sp.symbols("tau T w", positive=True)
-    relaxed = [sp.exp((li + gi) / tau) for li, gi in zip(logits, noise)]
-    relaxed = [r / sum(relaxed) for r in relaxed]
-    probability = [sp.exp(li) for li in logits]
-    probability = [p / sum(probability) for p in probability]
-    entropy = -sum(p * sp.log(p) for p in probability)
-    objective = sum(r * b for r, b in zip(relaxed, reward)) / temperature + weight * entropy
-    return logits, noise, reward, (tau, temperature, weight), relaxed, objective
+    cases = []
+    for positive in range(candidates):
+        for drawn in itertools.combinations([m for m in range(candidates) if m != positive], k):
+            members = [positive, *drawn]
+            # exp(s_m + o_m) = e_m * pi_m(T - m): McFadden's offsets, written without logs.
+            offsets = {m: draw(m, [x for x in members if x != m], members) for m in members}
+            cases.append((positive, members, draw(positive, drawn, members), offsets))
+    return scores, sampler, labels, cases
 
 
-def check_relaxation_gradient(size: int = 4, batch: int = 3, seed: int = 0) -> dict:
-    """Symbolic Jacobian and policy gradient against autograd through ``BoundarySampler``.
+def _expected_gradient(scores, labels, cases, corrected: bool) -> list:
+    """E over the positive and the draw of d loss / d s_i, for every candidate i."""
+    gradient = [0] * len(scores)
+    for positive, members, probability, offsets in cases:
+        terms = {m: scores[m] * (offsets[m] if corrected else 1) for m in members}
+        total = sum(terms.values())
+        for m in members:
+            gradient[m] += labels[positive] * probability * (terms[m] / total - (1 if m == positive else 0))
+    return gradient
 
-    Returns the max abs errors, and whether sympy simplifies the Jacobian to (diag r - r r^T)/tau.
+
+def check_correction_unbiased(candidates: int = 4, k: int = 2, seed: int = 0, points: int = 3) -> dict:
+    """The corrected loss's expected gradient at the label-generating scores, for every score and every
+    positive-dependent sampler weight (12 free weights for 4 candidates), decided two ways:
+
+    * symbolically, by the two identities it reduces to: for every drawn set T and member i,
+      ``P(T) softmax_T(s + o)_i = p_i pi_i(T - i)`` (Bayes' rule), and ``sum_S pi_i(S) = 1``;
+    * in exact rational arithmetic at ``points`` random rational points (a nonzero rational function
+      vanishes at a random point with probability 0).
+
+    The plain loss's expected gradient at random values is reported too (nonzero: its bias).
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
-    logits, noise, reward, (tau, temperature, weight), relaxed, objective = _policy_objective(size)
-    jacobian = sp.Matrix(relaxed).jacobian(logits)
-    closed_form = (sp.diag(*relaxed) - sp.Matrix(relaxed) * sp.Matrix(relaxed).T) / tau
-    identity_holds = sp.simplify(jacobian - closed_form) == sp.zeros(size, size)
-    gradient = [sp.diff(objective, li) for li in logits]
-    gradient_fn = sp.lambdify([logits, noise, reward, tau, temperature, weight], gradient, "numpy")
-    jacobian_fn = sp.lambdify([logits, noise, tau], jacobian, "numpy")
-
-    generator = torch.Generator().manual_seed(seed)
-    anchor, positive = torch.randn(batch, 5, generator=generator), torch.randn(batch, 5, generator=generator)
-    candidates = torch.randn(batch, size, 5, generator=generator)
-    sampler = _GivenPriority(torch.randn(batch, size, generator=generator), num_negatives=1)
-    draw = sampler(anchor, positive, candidates, 0.7, generator=generator)
-    rewards = boundary_score(anchor, positive, candidates)
-    autograd_policy = torch.autograd.grad(draw.policy_loss, sampler.given, retain_graph=True)[0]
-
-    jacobian_error = gradient_error = 0.0
-    tau_value, temperature_value = sampler.gumbel_temperature, sampler.boundary_temperature
-    for row in range(batch):
-        # Recover the logits and the Gumbel noise from the draw: softmax is shift-invariant.
-        row_logits = torch.log(draw.probabilities[row]).detach().double().numpy()
-        row_noise = tau_value * torch.log(draw.relaxed[row]).detach().double().numpy() - row_logits
-        autograd_jacobian = torch.stack([
-            torch.autograd.grad(draw.relaxed[row, i], sampler.given, retain_graph=True)[0][row] for i in range(size)])
-        symbolic_jacobian = np.array(jacobian_fn(row_logits, row_noise, tau_value), dtype=float)
-        jacobian_error = max(jacobian_error, float(np.abs(symbolic_jacobian - autograd_jacobian.numpy()).max()))
-        # policy_loss = -mean over rows of the objective.
-        symbolic_gradient = -np.array(gradient_fn(row_logits, row_noise, rewards[row].double().numpy(), tau_value,
-                                                  temperature_value, sampler.entropy_weight)) / batch
-        gradient_error = max(gradient_error, float(np.abs(symbolic_gradient - autograd_policy[row].numpy()).max()))
-    return {"jacobian_identity_holds": bool(identity_holds), "max_jacobian_error": jacobian_error,
-            "max_policy_gradient_error": gradient_error}
+    if not (isinstance(candidates, int) and isinstance(k, int) and 1 <= k < candidates <= 5):
+        raise ValueError(f"need integers 1 <= k < candidates <= 5, got candidates={candidates!r}, k={k!r}")
+    scores, sampler, labels, cases = _draws(candidates, k)
+    bayes = True
+    for members in {tuple(sorted(m)) for _, m, _, _ in cases}:
+        joint = {c[0]: labels[c[0]] * c[2] for c in cases if tuple(sorted(c[1])) == members}
+        offsets = next(c[3] for c in cases if tuple(sorted(c[1])) == members)
+        total = sum(scores[m] * offsets[m] for m in members)
+        bayes &= all(sp.cancel(sum(joint.values()) * scores[i] * offsets[i] / total - joint[i]) == 0 for i in members)
+    normalised = all(sp.simplify(sum(c[2] for c in cases if c[0] == i) - 1) == 0 for i in range(candidates))
+    corrected = _expected_gradient(scores, labels, cases, corrected=True)
+    plain = _expected_gradient(scores, labels, cases, corrected=False)
+    rng = np.random.default_rng(seed)
+    symbols = [*scores, *sampler.values()]
+    exact_zero, plain_max = True, 0.0
+    for _ in range(points):
+        values = {x: sp.Rational(int(rng.integers(1, 50)), int(rng.integers(1, 50))) for x in symbols}
+        exact_zero &= all(g.subs(values) == 0 for g in corrected)
+        plain_max = max(plain_max, max(abs(float(g.subs(values))) for g in plain))
+    return {"bayes_identity_holds": bool(bayes), "draw_probabilities_sum_to_one": bool(normalised),
+            "corrected_gradient_exactly_zero_at_random_rational_points": bool(exact_zero),
+            "free_sampler_weights": len(sampler), "plain_gradient_max_abs_at_random_points": plain_max}
 
 
 def margin_dynamics_solution() -> sp.Expr:
@@ -142,23 +151,35 @@ def margin_dynamics_solution() -> sp.Expr:
     return sp.simplify(solution.rhs)
 
 
-def check_margin_dynamics(k0: float, k1: float, g0: float = 1.0) -> float:
-    """Max relative error of the closed form against a numerical ODE solution on [0, 1]."""
-    closed = sp.lambdify(ETA, margin_dynamics_solution().subs({RATE_AT_ZERO: k0, RATE_SLOPE: k1, INITIAL_GAP: g0}), "numpy")
+def check_margin_dynamics(k0: float, k1: float, g0: float = 1.0) -> dict:
+    """The log-gap curvature of the closed form (``-k1 / 2``, read off the solution) and the closed
+    form's max relative error against a numerical ODE solution on [0, 1]."""
+    solution = margin_dynamics_solution()
+    curvature = sp.diff(sp.log(solution), ETA, 2).subs({RATE_SLOPE: k1}) / 2
+    closed = sp.lambdify(ETA, solution.subs({RATE_AT_ZERO: k0, RATE_SLOPE: k1, INITIAL_GAP: g0}), "numpy")
     eta = np.linspace(0.0, 1.0, 51)
     numeric = solve_ivp(lambda t, g: -(k0 + k1 * t) * g, (0.0, 1.0), [g0], t_eval=eta, rtol=1e-10, atol=1e-12)
-    return float(np.max(np.abs(numeric.y[0] - closed(eta)) / np.abs(closed(eta))))
+    return {"log_gap_curvature": float(curvature),
+            "max_relative_error": float(np.max(np.abs(numeric.y[0] - closed(eta)) / np.abs(closed(eta))))}
 
 
-def logistic_rate_exponent() -> dict:
-    """For a rate ``k(eta) = c0 - c1 alpha(eta)`` (it grows as alpha turns negative), the exponent
-    ``-int_0^eta k`` in closed form, and its expansion around the midpoint: quadratic in (eta - m)
-    with a vanishing cubic term, so exp(-Theta(eta^2)) is the local shape there and nowhere else."""
-    c0, c1 = sp.symbols("c0 c1", real=True)
-    t = sp.Symbol("t", real=True)
-    exponent = -sp.integrate((c0 - c1 * schedule_expression()).subs(ETA, t), (t, 0, ETA))
-    h = sp.Symbol("h", real=True)
-    expansion = sp.series(exponent.subs(ETA, MIDPOINT + h), h, 0, 4).removeO()
-    return {"exponent": exponent,
-            "quadratic_coefficient": sp.simplify(expansion.coeff(h, 2)),
-            "cubic_coefficient": sp.simplify(expansion.coeff(h, 3))}
+def schedule_expression() -> sp.Expr:
+    """alpha(eta) = a0 + (a1 - a0) (s(eta) - s(0)) / (s(1) - s(0)), s = sigmoid(kappa (eta - m))."""
+    def s(t):
+        return 1 / (1 + sp.exp(-STEEPNESS * (t - MIDPOINT)))
+    return ALPHA_EARLY + (ALPHA_LATE - ALPHA_EARLY) * (s(ETA) - s(0)) / (s(1) - s(0))
+
+
+def schedule_linearity(schedule: CurriculumSchedule, points: int = 1001) -> dict:
+    """Max distance of alpha(eta) from its chord on [0, 1] (how far from linear the curriculum is),
+    and the closed form's max error against the library's schedule."""
+    if not isinstance(schedule, CurriculumSchedule):
+        raise ValueError(f"schedule must be a CurriculumSchedule, got {schedule!r}")
+    values = {ALPHA_EARLY: sp.nsimplify(schedule.alpha_early), ALPHA_LATE: sp.nsimplify(schedule.alpha_late),
+              STEEPNESS: sp.nsimplify(schedule.steepness), MIDPOINT: sp.nsimplify(schedule.midpoint)}
+    alpha = sp.lambdify(ETA, schedule_expression().subs(values), "numpy")
+    eta = np.linspace(0.0, 1.0, points)
+    chord = schedule.alpha_early + (schedule.alpha_late - schedule.alpha_early) * eta
+    return {"max_distance_from_chord": float(np.max(np.abs(alpha(eta) - chord))),
+            "range": abs(schedule.alpha_late - schedule.alpha_early),
+            "max_error_against_library": float(np.max(np.abs(alpha(eta) - schedule(eta))))}

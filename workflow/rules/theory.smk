@@ -9,6 +9,8 @@ rule theory_notebook:
     input:
         notebook="theory/{notebook}.py",
         sims=sorted(str(p) for p in Path("theory/sims").glob("*.py")),
+        # The library code the simulations train with: a change to it changes the results.
+        library=[f"src/bacl/{m}.py" for m in ("sampler", "sampling_correction", "losses", "schedule")],
     output:
         executed=f"{THEORY}/executed/{{notebook}}.ipynb",
         verdict=f"{THEORY}/verdicts/{{notebook}}.json",
@@ -17,7 +19,9 @@ rule theory_notebook:
         size=config["theory"]["size"],
     wildcard_constraints:
         notebook="|".join(THEORY_NOTEBOOKS),
-    threads: 1  # jobs run side by side, one core each (see THREADS_NOTE in common.smk)
+    # Two worker processes over seeds, each one torch thread (THREADS_NOTE in common.smk is about
+    # threads inside one process); each notebook's budget is 3 minutes on 2 cores at the default size.
+    threads: 2
     conda:
         "../../environment.yml"
     log:

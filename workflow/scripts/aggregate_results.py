@@ -17,6 +17,7 @@ import numbers
 
 from bacl.metrics import aggregate_seeds
 
+from joblog import redirect_to_log
 from paper_common import read_json, write_json
 
 # The sections of an evaluation JSON that hold metrics (the rest is provenance: method, paths).
@@ -97,7 +98,7 @@ def summarise(records: list[dict]) -> dict:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     runs = snakemake.params.runs
     if len(runs) != len(snakemake.input):
         raise ValueError(f"params.runs has {len(runs)} entries but there are {len(snakemake.input)} inputs")

@@ -20,6 +20,7 @@ import numbers
 
 from bacl.metrics import mean_std
 
+from joblog import redirect_to_log
 from paper_common import write_json
 
 # Columns of Snakemake's benchmark TSV that the report uses, and their names in the summary.
@@ -105,7 +106,7 @@ def cost_statistics(measurements: list[dict[str, float]]) -> dict:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     runs, logs, tsvs = snakemake.params.runs, snakemake.input.logs, snakemake.input.benchmarks
     if not len(runs) == len(logs) == len(tsvs):
         raise ValueError(f"params.runs ({len(runs)}), input.logs ({len(logs)}) and input.benchmarks ({len(tsvs)}) "

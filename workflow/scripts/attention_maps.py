@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from joblog import redirect_to_log
 from paper_common import write_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tokenizer must not reach a hub
@@ -123,7 +124,7 @@ def main(snakemake) -> None:
     from bacl.data.synthetic import load_dataset
     from bacl.featureset import FeatureSet
 
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     config = load_config(snakemake.input.config)
     settings = method_settings(config, params.method)

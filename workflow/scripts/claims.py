@@ -9,6 +9,7 @@ import itertools
 import logging
 import math
 
+from joblog import redirect_to_log
 from paper_claims import (PAPER_ABLATIONS, PAPER_COST, PAPER_DATASETS, PAPER_PLUGIN_STATEMENT, PAPER_TABLE,
                           PAPER_THEORY)
 from paper_common import MAIN_COLUMNS, cell, contrast, merge_terms, metric_path, read_json, write_json
@@ -279,7 +280,7 @@ def all_claims(summary: dict, training: dict, verdicts: dict, cost_reports: list
 def main(snakemake) -> None:
     from claims_render import claims_html, claims_markdown
 
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     cost_reports = [(path, read_json(path)) for path in snakemake.input.cost]
     claims = all_claims(read_json(snakemake.input.results), read_json(snakemake.input.training),

@@ -1,6 +1,7 @@
 """Frozen-encoder features of one split of a real dataset (paper scale), as a feature set.
 
-The split is read by its reader (``bacl.data.readers_webdataset`` / ``_video`` / ``_audio``:
+The split is read by its reader (``bacl.data.readers_webdataset`` / ``_video`` / ``_audio`` /
+``_audio_video``:
 unreadable samples are skipped, counted, and checked against ``max_bad_fraction``), each image or
 frame resized to cover the encoder's input size and centre-cropped as it arrives (open_clip's eval
 transform, so only model-size uint8 is held), audio turned into the synthetic path's log-mels, and
@@ -9,7 +10,12 @@ entry is keyed by the encoder's weights and the exact encoder input, so a rerun 
 re-decodes the data (that is how the key is known) but encodes nothing twice.
 
 The output has the tensors of the synthetic path (``bacl.featureset``) except the boundary
-negatives, which real data does not have: evaluation then reports retrieval only. Captions
+negatives, which real data does not have: evaluation then reports retrieval only. On audio-video
+data, x is the video and audio embeddings side by side (GRAM sees them apart, as
+``modality_video`` / ``modality_audio``), the token context is the T frame embeddings followed by
+the sound track's embedding (one token: the audio tower's patch tokens are wider than the frame
+embeddings at ViT-B-16), and an evaluated split gets multiple-choice options
+(:func:`distractor_negatives`) in the negative slots, without wrong-token positions. Captions
 longer than the text context are truncated (CLIP's tokenizer does the same); ``caption_id`` groups
 identical caption strings, the caption equivalence the synthetic benchmarks use.
 """
@@ -28,11 +34,13 @@ from bacl.data.cache import cache_key, content_sha256, extract_and_cache
 from bacl.data.features import BENCHMARK_MODALITY, _trim_text_padding
 from bacl.data.readers import ReadReport
 from bacl.data.readers_audio import iter_audio_text
+from bacl.data.readers_audio_video import iter_audio_video_text
 from bacl.data.readers_video import iter_video_text
 from bacl.data.readers_webdataset import iter_image_text_shards
 from bacl.data.synthetic import log_mel_spectrogram
 from bacl.encoders import load_encoder
 from bacl.featureset import FeatureSet
+from joblog import redirect_to_log
 
 logger = logging.getLogger("extract_real_features")
 
@@ -73,7 +81,13 @@ def open_reader(data: dict, split_data: dict, report: ReadReport):
         return iter_audio_text(split_data["metadata"], data["root"], data["sample_rate"], data["duration_s"],
                                data["crop"], data["max_bad_fraction"], report=report, key_column=columns["key"],
                                caption_columns=tuple(columns["captions"]))
-    raise ValueError(f"source {source!r} is not one of 'webdataset', 'video', 'audio'")
+    if source == "audio_video":
+        columns = data["columns"]
+        return iter_audio_video_text(split_data["metadata"], data["root"], data["num_frames"], data["sample_rate"],
+                                     data["duration_s"], data["crop"], data["max_bad_fraction"], report=report,
+                                     key_column=columns["key"], caption_columns=tuple(columns["captions"]),
+                                     folder_column=columns["folder"], path_column=columns["path"])
+    raise ValueError(f"source {source!r} is not one of 'webdataset', 'video', 'audio', 'audio_video'")
 
 
 def take(samples, max_samples: int | None, report: ReadReport, max_bad_fraction: float):
@@ -114,49 +128,115 @@ def _encode(encoder, inputs, kind: str, role: str, split: str, cache_root: Path,
     return features, digest
 
 
+# The frozen encoder families each reader's media go through (the text tower is the image one's,
+# except on audio-only data, as on the synthetic benchmarks).
+SOURCE_FAMILIES = {"webdataset": ("image",), "video": ("image",), "audio": ("audio",),
+                   "audio_video": ("image", "audio")}
+
+
+def _fitter(source: str, encoders: dict):
+    """The per-sample step from decoded media to encoder-size media (images and frames resized and
+    centre-cropped as they arrive, so a chunk holds model-size media only)."""
+    if source == "audio":
+        return lambda wave: wave
+    size, interpolation = encoders["image"].input_spec.size, encoders["image"].input_spec.interpolation.value
+    image = lambda picture: fit_image(picture, size, interpolation)  # noqa: E731
+    clip = lambda frames: np.stack([image(frame) for frame in frames])  # noqa: E731
+    if source == "video":
+        return clip
+    if source == "audio_video":
+        return lambda media: (clip(media[0]), media[1])
+    return image
+
+
+def _non_text(source: str, media: list, encoders: dict, data: dict, encode) -> tuple[dict, list[str]]:
+    """x, x_tokens, x_token_mask (and modality_video / modality_audio on audio-video data) of one
+    chunk of fitted media, with the content hashes of what was encoded. ``encode(family, inputs,
+    kind, role, frames_per_item)`` runs one family's encoder through the cache."""
+    if source in ("webdataset", "video"):
+        kind, frames = ("image", 1) if source == "webdataset" else ("video", data["num_frames"])
+        out, digest = encode("image", np.stack(media), kind, "x", frames)
+        return {"x": out["global"], "x_tokens": out["tokens"].half(), "x_token_mask": out["token_mask"]}, [digest]
+    waves = np.stack([item[1] for item in media]) if source == "audio_video" else np.stack(media)
+    audio, audio_digest = encode("audio", log_mel_spectrogram(waves, sample_rate=data["sample_rate"]), "audio",
+                                 "x" if source == "audio" else "audio", 1)
+    if source == "audio":
+        return {"x": audio["global"], "x_tokens": audio["tokens"].half(), "x_token_mask": audio["token_mask"]}, \
+            [audio_digest]
+    video, video_digest = encode("image", np.stack([item[0] for item in media]), "video", "video", data["num_frames"])
+    if video["tokens"].shape[-1] != audio["global"].shape[-1]:
+        raise ValueError(f"frame embeddings ({video['tokens'].shape[-1]} wide) and the sound track's embedding "
+                         f"({audio['global'].shape[-1]}) must have one width to share a token context: give "
+                         "encoders.image and encoders.audio the same embedding width")
+    n = len(media)
+    return {"x": torch.cat([video["global"], audio["global"]], dim=-1),
+            "x_tokens": torch.cat([video["tokens"], audio["global"][:, None]], dim=1).half(),
+            "x_token_mask": torch.cat([video["token_mask"], torch.ones(n, 1, dtype=torch.bool)], dim=1),
+            "modality_video": video["global"], "modality_audio": audio["global"]}, [video_digest, audio_digest]
+
+
+def distractor_negatives(tensors: dict[str, torch.Tensor], distractors: int, seed: int) -> dict[str, torch.Tensor]:
+    """Multiple-choice options of every row: ``distractors`` captions of other rows with another
+    caption, drawn uniformly without replacement by a generator seeded with ``seed`` (the same
+    options for every method), in the feature set's negative slots (N, K, ...); ``negative_type``
+    is 0 ("distractor") everywhere, and there are no wrong-token positions (no AEL).
+
+    Needs ``text`` (N, E), ``text_tokens`` (N, Lt, Dt), ``text_token_mask`` and ``text_token_ids`` (N, Lt),
+    ``caption_id`` (N,).
+    """
+    ids = tensors["caption_id"].numpy()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for row in range(len(ids)):
+        others = np.flatnonzero(ids != ids[row])
+        if len(others) < distractors:
+            raise ValueError(f"multiple_choice.distractors={distractors}, but row {row} has only {len(others)} "
+                             "rows with another caption in its split: lower it or evaluate on more clips")
+        rows.append(rng.choice(others, distractors, replace=False))
+    picked = torch.as_tensor(np.stack(rows), dtype=torch.long)  # (N, K)
+    return {"negative_text": tensors["text"][picked], "negative_text_tokens": tensors["text_tokens"][picked],
+            "negative_text_token_mask": tensors["text_token_mask"][picked],
+            "negative_text_token_ids": tensors["text_token_ids"][picked],
+            "negative_mask": torch.ones(picked.shape, dtype=torch.bool),
+            "negative_type": torch.zeros(picked.shape, dtype=torch.long)}
+
+
 def real_feature_set(benchmark: str, split: str, data: dict, split_data: dict, encoders: dict, cache_root,
                      batch_size: int, chunk_size: int) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata of the feature set of one real split (see the module docstring).
 
     ``data``: the benchmark's validated config section without ``splits``; ``split_data``: the
-    split's (paths, ``max_samples``). ``encoders``: ``{family: FrozenEncoder}`` of the benchmark's
-    one family (image or audio); its text tower encodes the captions, as on synthetic data.
+    split's (paths, ``max_samples``). ``encoders``: ``{family: FrozenEncoder}`` of the families the
+    source needs (``SOURCE_FAMILIES``); the text tower encodes the captions, as on synthetic data.
+    ``batch_size`` counts images, frames or clips per encoder call.
     """
-    if len(encoders) != 1:
-        raise ValueError(f"{benchmark} needs the encoder of one family, got {sorted(encoders)}")
-    ((family, encoder),) = encoders.items()
-    report = ReadReport(description=f"{benchmark}/{split} ({data['source']})")
+    source = data["source"]
+    if set(encoders) != set(SOURCE_FAMILIES[source]):
+        raise ValueError(f"{benchmark} ({source}) needs the encoders {SOURCE_FAMILIES[source]}, got {sorted(encoders)}")
+    report = ReadReport(description=f"{benchmark}/{split} ({source})")
     try:
         reader = open_reader(data, split_data, report)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"data.{benchmark}.splits.{split}: {error}") from error
     samples = take(reader, split_data.get("max_samples"), report, data["max_bad_fraction"])
-    size, interpolation = encoder.input_spec.size, encoder.input_spec.interpolation.value
-    if data["source"] == "video":
-        fit = lambda clip: np.stack([fit_image(frame, size, interpolation) for frame in clip])  # noqa: E731
-        kind, media_batch = "video", max(1, batch_size // data["num_frames"])  # batch_size counts frames
-    elif data["source"] == "audio":
-        fit, kind, media_batch = (lambda wave: wave), "audio", batch_size
-    else:
-        fit, kind, media_batch = (lambda image: fit_image(image, size, interpolation)), "image", batch_size
+    text_encoder = encoders["image" if "image" in encoders else "audio"]
     cache_root, parts, captions, digests = Path(cache_root), defaultdict(list), [], []
-    started = time.perf_counter()
-    # Fit each sample as it arrives: a chunk holds model-size media only, not the decoded originals.
+
+    def encode(family, inputs, kind, role, frames_per_item):
+        return _encode(encoders[family], inputs, kind, role, split, cache_root, max(1, batch_size // frames_per_item))
+
+    started, fit = time.perf_counter(), _fitter(source, encoders)
     for index, chunk in enumerate(chunks(((caption, fit(media)) for _, media, caption in samples), chunk_size)):
         chunk_captions = [caption for caption, _ in chunk]
-        inputs = np.stack([media for _, media in chunk])
-        if kind == "audio":
-            inputs = log_mel_spectrogram(inputs, sample_rate=data["sample_rate"])
-        x, x_digest = _encode(encoder, inputs, kind, "x", split, cache_root, media_batch)
-        text, text_digest = _encode(encoder, chunk_captions, "text", "caption", split, cache_root, batch_size,
+        x, x_digests = _non_text(source, [media for _, media in chunk], encoders, data, encode)
+        text, text_digest = _encode(text_encoder, chunk_captions, "text", "caption", split, cache_root, batch_size,
                                     truncate=True)
-        del inputs
-        for name, tensor in (("x", x["global"]), ("x_tokens", x["tokens"].half()), ("x_token_mask", x["token_mask"]),
-                             ("text", text["global"]), ("text_tokens", text["tokens"].half()),
-                             ("text_token_mask", text["token_mask"])):
+        x.update(text=text["global"], text_tokens=text["tokens"].half(), text_token_mask=text["token_mask"],
+                 text_token_ids=text["token_ids"].long())
+        for name, tensor in x.items():
             parts[name].append(tensor)
         captions += chunk_captions
-        digests += [x_digest, text_digest]
+        digests += [*x_digests, text_digest]
         logger.info("chunk %d: %d samples (%d so far, %.0f s)", index, len(chunk), len(captions),
                     time.perf_counter() - started)
     # One tensor at a time, each list of parts freed once joined: peak memory ~ the set plus one tensor.
@@ -164,19 +244,23 @@ def real_feature_set(benchmark: str, split: str, data: dict, split_data: dict, e
     caption_ids: dict[str, int] = {}
     tensors["caption_id"] = torch.as_tensor([caption_ids.setdefault(c, len(caption_ids)) for c in captions],
                                             dtype=torch.long)
-    _trim_text_padding(tensors)
-    meta = {"modality": BENCHMARK_MODALITY[benchmark], "split": split, "source": data["source"],
+    meta = {"modality": BENCHMARK_MODALITY[benchmark], "split": split, "source": source,
             "dataset_sha256": hashlib.sha256("|".join(digests).encode()).hexdigest(),
-            "encoders": {family: encoder.weights_id},
+            "encoders": {family: encoder.weights_id for family, encoder in encoders.items()},
             "distinct_captions": len(caption_ids), "boundary_negatives": False,
             "max_samples": split_data.get("max_samples"),
             "read": {"good": report.n_good, "bad": report.n_bad, "bad_by_reason": dict(report.bad_by_reason),
                      "broken_sources": len(report.source_errors)}}
+    if source == "audio_video" and split != "train":  # the audio-video column's multiple choice
+        choice = data["multiple_choice"]
+        tensors.update(distractor_negatives(tensors, choice["distractors"], choice["seed"]))
+        meta.update(negative_types=["distractor"], multiple_choice=dict(choice))
+    _trim_text_padding(tensors)
     return tensors, meta
 
 
 def main(rule) -> None:
-    logging.basicConfig(filename=rule.log[0], level=logging.INFO)
+    redirect_to_log(rule.log[0])
     torch.set_num_threads(rule.threads)
     benchmark, split, device = rule.wildcards.benchmark, rule.wildcards.split, rule.params.device
     if device == "cuda" and not torch.cuda.is_available():

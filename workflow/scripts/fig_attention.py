@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from joblog import redirect_to_log  # noqa: E402
 from paper_common import read_json, save_figure  # noqa: E402
 
 WRONG_COLOUR = "tab:red"
@@ -84,7 +85,7 @@ def plot(maps: dict, png: str, pdf: str) -> None:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     maps = read_json(snakemake.input[0])
     plot(maps, snakemake.output.png, snakemake.output.pdf)
     logging.info("plotted %d examples", len(maps["examples"]))

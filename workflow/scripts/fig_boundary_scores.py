@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from joblog import redirect_to_log  # noqa: E402
 from paper_common import read_json, save_figure  # noqa: E402
 
 QUANTILE_KEYS = ("drawn_bs_q10", "drawn_bs_q50", "drawn_bs_q90", "drawn_bs_mean")
@@ -53,7 +54,7 @@ def plot(curves: dict, benchmark: str, png: str, pdf: str) -> None:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     curves = drawn_score_curves(read_json(snakemake.input[0]), params.benchmark, dict(params.methods))
     plot(curves, params.benchmark, snakemake.output.png, snakemake.output.pdf)

@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from joblog import redirect_to_log  # noqa: E402
 from paper_common import read_json, save_figure  # noqa: E402
 
 
@@ -65,7 +66,7 @@ def plot(curves: dict, logged: dict, png: str, pdf: str) -> None:
 def main(snakemake) -> None:
     from bacl.schedule import SCHEDULE_PRESETS
 
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     curves = preset_curves({name.capitalize(): values for name, values in SCHEDULE_PRESETS.items()})
     logged = logged_alpha(read_json(snakemake.input[0]), params.benchmark, dict(params.methods))

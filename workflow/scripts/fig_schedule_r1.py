@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from joblog import redirect_to_log  # noqa: E402
 from paper_common import cell, metric_path, read_json, save_figure  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def plot(bars: dict, ylabel: str, png: str, pdf: str) -> None:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     metric = metric_path("retrieval.{direction}.R@1", params.direction)
     bars = schedule_bars(read_json(snakemake.input[0]), dict(params.group), params.split, metric)

@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from joblog import redirect_to_log  # noqa: E402
 from paper_common import read_json, save_figure  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def plot(curves: dict, key: str, png: str, pdf: str) -> None:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     curves = loss_curves(read_json(snakemake.input[0]), dict(params.methods), params.key)
     plot(curves, params.key, snakemake.output.png, snakemake.output.pdf)

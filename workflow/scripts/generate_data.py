@@ -5,8 +5,9 @@ import time
 
 from bacl.data.features import BENCHMARK_MODALITY
 from bacl.data.synthetic import generate_split
+from joblog import redirect_to_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+redirect_to_log(snakemake.log[0])  # noqa: F821
 benchmark, split = snakemake.wildcards.benchmark, snakemake.wildcards.split  # noqa: F821
 started = time.perf_counter()
 dataset = generate_split(BENCHMARK_MODALITY[benchmark], snakemake.params.settings, split)  # noqa: F821

@@ -7,8 +7,9 @@ import torch
 
 from bacl.data.synthetic import load_dataset, log_mel_spectrogram
 from bacl.encoders import pretrain_clip
+from joblog import redirect_to_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+redirect_to_log(snakemake.log[0])  # noqa: F821
 family, settings = snakemake.wildcards.family, snakemake.params.encoder  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 dataset = load_dataset(snakemake.input.data)  # noqa: F821

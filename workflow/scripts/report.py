@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aggregate_training import parse_benchmark_tsv
 from claims_render import VERDICT_ORDER
+from joblog import redirect_to_log
 from paper_common import git_commit, read_json
 
 
@@ -110,7 +111,7 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     out_dir = os.path.dirname(snakemake.output[0])
 

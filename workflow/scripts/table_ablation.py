@@ -6,8 +6,7 @@ With ``reference`` set, each metric also gets a "Δ vs <reference>" column; with
 full method's gain with the sum of the single components' gains.
 """
 
-import logging
-
+from joblog import redirect_to_log
 from paper_common import (DIRECTION_WORDS, MeanStd, Table, cell, contrast, merge_terms, metric_path, percent,
                           read_json)
 
@@ -90,7 +89,7 @@ def ablation_table(summary: dict, group: dict, split: str, metrics: list[dict], 
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     table = ablation_table(read_json(snakemake.input[0]), dict(params.group), params.split, list(params.metrics),
                            params.direction, params.title, params.reference, params.sum_of_parts,

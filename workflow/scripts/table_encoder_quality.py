@@ -3,8 +3,7 @@ floor's retrieval and its boundary accuracy, overall and per kind of boundary ne
 testbed needs encoders that are clearly above chance and clearly below perfect on boundary
 negatives (coarsely aligned, like CLIP)."""
 
-import logging
-
+from joblog import redirect_to_log
 from paper_common import DIRECTION_WORDS, Table, cell, percent, read_json
 
 # (column label, metric path); "{direction}" is filled in. Boundary "all" = the true caption beats
@@ -55,7 +54,7 @@ def encoder_quality_table(summary: dict, method: str, split: str, direction: str
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     table = encoder_quality_table(read_json(snakemake.input[0]), params.method, params.split, params.direction,
                                   params.title)

@@ -1,9 +1,9 @@
 """The frozen encoders' pre-training reports (what the CPU-scale towers start every method from):
 one row per encoder family, one column per scalar field any report has."""
 
-import logging
 import numbers
 
+from joblog import redirect_to_log
 from paper_common import Table, read_json
 
 # Per-step lists (e.g. "losses") are curves, not table cells; these fields are identity, shown first.
@@ -43,7 +43,7 @@ def encoders_table(reports: dict[str, dict], title: str) -> Table:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     reports = {family: read_json(path) for family, path in zip(snakemake.params.families, snakemake.input)}
     table = encoders_table(reports, snakemake.params.title)
     table.write_outputs(snakemake.output)

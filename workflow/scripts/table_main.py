@@ -2,8 +2,7 @@
 audio R@1, audio-video Acc), ours as mean ± std over seeds in percent, optionally with the
 paper's numbers beside each column. The same script makes the held-out-split table."""
 
-import logging
-
+from joblog import redirect_to_log
 from paper_claims import PAPER_DATASETS, PAPER_SOURCE, PAPER_TABLE
 from paper_common import DIRECTION_WORDS, MAIN_COLUMNS, Table, cell, metric_path, percent, read_json
 
@@ -54,7 +53,7 @@ def _seed_words(counts: set[int]) -> str:
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     rows = {**params.floor, **params.rows}
     table = main_table(read_json(snakemake.input[0]), rows, params.split, params.direction, params.with_paper,

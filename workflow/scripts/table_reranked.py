@@ -1,8 +1,7 @@
 """Retrieval re-ranked by a match head (the ALBEF protocol) beside retrieval by embedding similarity,
 for the methods that have a match head, and boundary accuracy by either score."""
 
-import logging
-
+from joblog import redirect_to_log
 from paper_common import DIRECTION_WORDS, Table, cell, metric_path, percent, read_json
 
 # (column label, metric path) per benchmark; "{direction}" is filled in.
@@ -42,7 +41,7 @@ def reranked_table(summary: dict, methods: dict, split: str, direction: str, tit
 
 
 def main(snakemake) -> None:
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
+    redirect_to_log(snakemake.log[0])
     params = snakemake.params
     table = reranked_table(read_json(snakemake.input[0]), dict(params.methods), params.split, params.direction,
                            params.title)

@@ -2,7 +2,9 @@
 
 import yaml
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects the object)
-    with open(snakemake.output[0], "w") as out:  # noqa: F821
-        yaml.safe_dump(dict(snakemake.params.config), out, sort_keys=False)  # noqa: F821
-    print(f"wrote {snakemake.output[0]}", file=log)  # noqa: F821
+from joblog import redirect_to_log
+
+redirect_to_log(snakemake.log[0])  # noqa: F821 (snakemake injects the object)
+with open(snakemake.output[0], "w") as out:  # noqa: F821
+    yaml.safe_dump(dict(snakemake.params.config), out, sort_keys=False)  # noqa: F821
+print(f"wrote {snakemake.output[0]}")  # noqa: F821

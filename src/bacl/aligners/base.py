@@ -44,7 +44,6 @@ class FeatureBatch:
     modalities: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, E_name)
     candidate_text: CandidatePool | None = None  # (B, P) rows of the texts (Et) and text tokens
     candidate_x: CandidatePool | None = None  # (B, P) rows of the x features (Ex)
-    candidate_text_token_ids: torch.Tensor | None = None  # (B, P, Lt) token ids of the text candidates
 
     def to(self, device) -> "FeatureBatch":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -217,7 +216,7 @@ class CLIPAligner(Aligner):
             x_embedding, text_embedding, self.scale(), progress=progress,
             image_tokens=batch.x_tokens, image_token_mask=batch.x_token_mask,
             text_tokens=batch.text_tokens, text_token_mask=batch.text_token_mask,
-            text_token_ids=batch.text_token_ids, candidate_text_token_ids=batch.candidate_text_token_ids,
+            text_token_ids=batch.text_token_ids,
             generator=generator, output_dict=True, **candidates,
         )
         terms["contrastive_loss"] = self.contrastive_weight * terms["contrastive_loss"]

@@ -92,7 +92,7 @@ def content_sha256(value) -> str:
 def cache_key(encoder_name: str, weights_id: str, dataset_sha256: str, split: str, settings: dict) -> str:
     """The cache key: sha256 over the encoder name, its weights' identity (``FrozenEncoder.weights_id``
     or a weights-file hash), the dataset content hash, the split and the extraction settings (a
-    JSON-serialisable dict: everything else that changes the features, e.g. kind, truncate,
+    JSON-serialisable dict: everything else that changes the features, e.g. kind, the token block, truncate,
     batch_size when bitwise identity matters) and :data:`CACHE_FORMAT`."""
     fields = {"encoder_name": encoder_name, "weights_id": weights_id, "dataset_sha256": dataset_sha256, "split": split}
     for name, value in fields.items():

@@ -27,8 +27,8 @@ from .readers import (
     read_metadata_rows,
 )
 
-__all__ = ["AUDIO_EMPTY", "AUDIO_MISSING", "AUDIO_NOT_FINITE", "AUDIO_UNREADABLE", "CROP_MODES", "fix_length",
-           "iter_audio_text", "resample"]
+__all__ = ["AUDIO_EMPTY", "AUDIO_MISSING", "AUDIO_NOT_FINITE", "AUDIO_UNREADABLE", "CROP_MODES", "clip_samples",
+           "fix_length", "iter_audio_text", "resample"]
 
 # Where a clip longer than the target is cut: its first duration_s, or the middle.
 CROP_MODES = ("start", "centre")
@@ -80,6 +80,17 @@ def fix_length(wave: np.ndarray, n_samples: int, crop: str = "start") -> np.ndar
     return np.pad(wave, (0, n_samples - len(wave)))
 
 
+def clip_samples(sample_rate: int, duration_s: float, crop: str) -> int:
+    """Samples per clip, ``round(duration_s * sample_rate)``, after checking the three settings
+    of the audio front end (ValueError naming a bad one)."""
+    sample_rate = _positive_int("sample_rate", sample_rate)
+    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not duration_s > 0:
+        raise ValueError(f"duration_s must be a number > 0, got {duration_s!r}")
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+    return _positive_int("round(duration_s * sample_rate)", round(duration_s * sample_rate))
+
+
 def _read_clip(path: Path, sample_rate: int, n_samples: int, crop: str) -> np.ndarray:
     if not path.is_file():
         raise UnreadableSample(AUDIO_MISSING, str(path))
@@ -117,12 +128,7 @@ def iter_audio_text(
     """
     max_bad_fraction = check_max_bad_fraction(max_bad_fraction)
     caption_columns = check_column_names(key_column, caption_columns)
-    sample_rate = _positive_int("sample_rate", sample_rate)
-    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not duration_s > 0:
-        raise ValueError(f"duration_s must be a number > 0, got {duration_s!r}")
-    n_samples = _positive_int("round(duration_s * sample_rate)", round(duration_s * sample_rate))
-    if crop not in CROP_MODES:
-        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+    n_samples = clip_samples(sample_rate, duration_s, crop)
     root = check_media_root("audio_root", audio_root)
     rows = read_metadata_rows(metadata, (key_column, *caption_columns))
     if report is None:

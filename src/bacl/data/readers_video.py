@@ -33,7 +33,8 @@ from .readers import (
 )
 
 __all__ = ["FRAME_SIZES_DIFFER", "FRAME_SUFFIXES", "FRAME_UNDECODABLE", "NO_FRAMES", "VIDEO_MISSING",
-           "VIDEO_NEEDS_PYAV", "VIDEO_TRUNCATED", "VIDEO_UNDECODABLE", "iter_video_text", "uniform_frame_indices"]
+           "VIDEO_NEEDS_PYAV", "VIDEO_TRUNCATED", "VIDEO_UNDECODABLE", "iter_video_text", "read_video_file",
+           "uniform_frame_indices", "video_location"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -89,8 +90,9 @@ def _read_frame_folder(folder: Path, num_frames: int) -> np.ndarray:
     return _stack([decoded[index] for index in indices])
 
 
-def _read_video_file(path: Path, num_frames: int) -> np.ndarray:
-    """Decode the picked frames of a video file with PyAV: one pass, stopping after the last one needed."""
+def read_video_file(path: Path, num_frames: int) -> np.ndarray:
+    """uint8 (num_frames, H, W, 3) RGB: the picked frames of a video file, decoded with PyAV in one
+    pass that stops after the last one needed; raises :class:`~.readers.UnreadableSample`."""
     try:
         import av
     except ImportError:
@@ -123,9 +125,10 @@ def _read_video_file(path: Path, num_frames: int) -> np.ndarray:
     return _stack([picked[index] for index in wanted])
 
 
-def _video_location(root: Path, key: str, row: dict[str, str | None], folder_column: str,
+def video_location(root: Path, key: str, row: dict[str, str | None], folder_column: str,
                     path_column: str) -> Path:
-    """The frame folder or video file of a row (see the module docstring); raises if there is none."""
+    """The frame folder or video file of a row (see the module docstring); raises
+    :class:`~.readers.UnreadableSample` if there is none."""
     relative = (row.get(path_column) or "").strip()
     if relative:
         candidates = [root / relative]
@@ -168,10 +171,10 @@ def iter_video_text(
         report = ReadReport(description="video-text set")
 
     def load_frames(key: str, row: dict[str, str | None]) -> np.ndarray:
-        location = _video_location(root, key, row, folder_column, path_column)
+        location = video_location(root, key, row, folder_column, path_column)
         if location.is_dir():
             return _read_frame_folder(location, num_frames)
-        return _read_video_file(location, num_frames)
+        return read_video_file(location, num_frames)
 
     return iter_metadata_samples(rows, str(metadata), key_column, caption_columns, load_frames, report,
                                  max_bad_fraction)

@@ -2,7 +2,10 @@
 
 Every sample has a caption from a small grammar, a ``caption_id`` shared by equivalent captions
 (retrieval ground truth is caption equivalence), boundary negatives (half-true captions with
-the positions of their wrong words) and a structured scene description. Splits: ``pretrain``
+the positions of their wrong words), a structured scene description and a sibling ``group``:
+samples come in groups of a base scene and variants of it, each one boundary edit away and
+rendered from the edited scene, and each sample lists the group members whose caption is a
+one-edit boundary negative of it (``siblings``). Splits: ``pretrain``
 (for pre-training the small encoders), ``train``, ``val``, ``test`` and ``test_heldout`` (scenes
 with held-out attribute pairs that no other split uses, not even in a negative). Output is a
 deterministic function of the config: same seed, same bytes.

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.signal import get_window
 
 from .grammar import TIMBRES
+from .sampling import keyed_noise
 
 __all__ = ["ToneSpec", "log_mel_spectrogram", "synthesize_clips"]
 
@@ -48,10 +49,18 @@ def _wavetable(timbre: str, n_harmonics: int) -> np.ndarray:
 
 
 def synthesize_clips(tones: Sequence[Sequence[ToneSpec]], n_samples: int, sample_rate: int, noise_level: float,
-                     rng: np.random.Generator) -> np.ndarray:
-    """float32 (N, n_samples): white noise of std ``noise_level`` plus each clip's tones."""
+                     rng: np.random.Generator, noise_keys: np.ndarray | None = None) -> np.ndarray:
+    """float32 (N, n_samples): white noise of std ``noise_level`` plus each clip's tones.
+
+    Clips with equal ``noise_keys`` (N,) get the same noise (None: every clip its own); the noise
+    seed is one draw from ``rng``.
+    """
+    noise_keys = np.arange(len(tones)) if noise_keys is None else np.asarray(noise_keys)
+    if noise_keys.shape != (len(tones),):
+        raise ValueError(f"noise_keys must have shape ({len(tones)},), got {noise_keys.shape}")
+    noise_seed = int(rng.integers(2**63))
     if noise_level > 0:
-        out = rng.standard_normal((len(tones), n_samples), dtype=np.float32)
+        out = keyed_noise(noise_seed, noise_keys, (n_samples,))
         out *= np.float32(noise_level)
     else:
         out = np.zeros((len(tones), n_samples), dtype=np.float32)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .grammar import COLOURS, PITCHES, SHAPES, TIMBRES, Palette
+from .grammar import COLOURS, PITCHES, SHAPES, TIMBRES, NegativeType, Palette
 
 __all__ = [
     "SPLITS", "AudioTextConfig", "AudioVideoTextConfig", "ImageTextConfig", "SyntheticConfig", "VideoTextConfig",
@@ -30,6 +30,7 @@ class SyntheticConfig:
     """Fields every modality has."""
 
     MODALITY: ClassVar[str] = ""
+    EDIT_TYPES: ClassVar[tuple[str, ...]] = ()  # the modality's boundary edits (negative types), in proposal order
     seed: int = 0  # data seed; each split draws from its own stream, so resizing one leaves the others alone
     n_pretrain: int = 6000
     n_train: int = 3000
@@ -40,8 +41,15 @@ class SyntheticConfig:
     # and shape so every single value still appears in training.
     heldout_pairs: int = 6
     negatives_per_type: int = 1  # one of each kind keeps boundary accuracy balanced across kinds
+    # Samples come in groups: a base scene and variants of it, each one boundary edit away, so that
+    # one-edit captions are in every split (training pools, test galleries). 4 = a base and 3
+    # variants: 3 of the image benchmark's 4 edit kinds per group, every sample has a one-edit
+    # sibling, and a quarter of the samples are still independent scenes. 1 = independent scenes.
+    siblings_per_group: int = 4
+    sibling_edits: tuple[str, ...] = ()  # edit kinds the variants use; each modality defaults to all of its own
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sibling_edits", tuple(self.sibling_edits))  # YAML gives a list
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
@@ -55,6 +63,11 @@ class SyntheticConfig:
         self._check(self.heldout_pairs >= 0, "heldout_pairs", "must be >= 0")
         if self.n_test_heldout > 0:
             self._check(self.heldout_pairs >= 1, "heldout_pairs", "must be >= 1 when n_test_heldout > 0")
+        self._check_range("siblings_per_group", 1, 8)  # 8: more variants than most scenes have edit kinds for
+        self._check(len(set(self.sibling_edits)) == len(self.sibling_edits) and set(self.sibling_edits) <= set(self.EDIT_TYPES),
+                    "sibling_edits", f"must be distinct edit kinds of this modality: {list(self.EDIT_TYPES)}")
+        self._check(self.siblings_per_group == 1 or bool(self.sibling_edits), "sibling_edits",
+                    "must name at least one edit kind when siblings_per_group > 1")
         self._validate()
 
     def _validate(self) -> None:
@@ -78,7 +91,7 @@ class SyntheticConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready description (with the modality) that identifies the generated data."""
-        return {"modality": self.MODALITY, **dataclasses.asdict(self)}
+        return {"modality": self.MODALITY, **dataclasses.asdict(self), "sibling_edits": list(self.sibling_edits)}
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,9 @@ class ImageTextConfig(_SceneFields):
     """Still scenes of several objects with pairwise relations (stands in for LAION-400M)."""
 
     MODALITY: ClassVar[str] = "image"
+    EDIT_TYPES: ClassVar[tuple[str, ...]] = tuple(t.value for t in (
+        NegativeType.ATTRIBUTE_SWAP, NegativeType.BINDING_SWAP, NegativeType.RELATION_FLIP, NegativeType.OBJECT_REPLACEMENT))
+    sibling_edits: tuple[str, ...] = EDIT_TYPES
     n_pretrain: int = 10000  # pre-training the image tower wants the most data; 12 KB per image
     n_train: int = 5000
     n_val: int = 1000
@@ -178,6 +194,9 @@ class VideoTextConfig(_VideoFields):
     """Short clips of moving / changing objects (stands in for WebVid); 98 KB per clip."""
 
     MODALITY: ClassVar[str] = "video"
+    EDIT_TYPES: ClassVar[tuple[str, ...]] = tuple(t.value for t in (
+        NegativeType.ATTRIBUTE_SWAP, NegativeType.DIRECTION_FLIP, NegativeType.CHANGE_SWAP, NegativeType.ORDER_SWAP))
+    sibling_edits: tuple[str, ...] = EDIT_TYPES
     n_pretrain: int = 2000
     n_train: int = 2000
     n_val: int = 500
@@ -215,6 +234,9 @@ class AudioTextConfig(_ToneFields):
     """Sequences of tones (stands in for WavText5K); 64 KB per clip."""
 
     MODALITY: ClassVar[str] = "audio"
+    EDIT_TYPES: ClassVar[tuple[str, ...]] = tuple(t.value for t in (
+        NegativeType.PITCH_SWAP, NegativeType.TIMBRE_SWAP, NegativeType.ORDER_SWAP))
+    sibling_edits: tuple[str, ...] = EDIT_TYPES
     n_pretrain: int = 5000
     heldout_pairs: int = 2  # of 15 pitch-timbre pairs
     min_tones: int = 1
@@ -248,6 +270,9 @@ class AudioVideoTextConfig(_VideoFields, _ToneFields):
     """Clips whose every event comes with a tone (stands in for VAST-27M); 162 KB per clip."""
 
     MODALITY: ClassVar[str] = "audio_video"
+    EDIT_TYPES: ClassVar[tuple[str, ...]] = VideoTextConfig.EDIT_TYPES + tuple(t.value for t in (
+        NegativeType.PITCH_SWAP, NegativeType.TIMBRE_SWAP, NegativeType.BINDING_SWAP))
+    sibling_edits: tuple[str, ...] = EDIT_TYPES
     n_pretrain: int = 1000  # the towers pre-train on the image and audio benchmarks; this is extra
     n_train: int = 1500
     n_val: int = 300

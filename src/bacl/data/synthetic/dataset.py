@@ -2,12 +2,14 @@
 
 A dataset is one split of one modality: the signal arrays, one caption per sample, its
 ``caption_id`` (samples with equivalent captions share an id: retrieval ground truth is caption
-equivalence, since a small grammar repeats captions), the boundary negatives of each sample and
-its structured scene description.
+equivalence, since a small grammar repeats captions), the boundary negatives of each sample, its
+structured scene description, its sibling ``group`` (a base scene and its one-edit variants share
+an id) and its ``siblings``: the other members of its group whose caption is a one-edit boundary
+negative of it.
 
 On disk (``save`` / ``load``): ``<name>.npy`` per array and ``dataset.json`` with everything else,
 including ``content_hash``, a sha256 over the generating config, the captions, ids, negatives,
-scenes and the arrays' dtypes, shapes and bytes. Later cache keys can depend on it
+scenes, groups, siblings and the arrays' dtypes, shapes and bytes. Later cache keys can depend on it
 (:func:`read_content_hash` reads it without loading the arrays); ``load`` recomputes it and refuses
 a directory whose content no longer matches. The sidecar is written last, through a temporary file
 renamed into place, so an interrupted save never leaves a loadable directory.
@@ -30,9 +32,11 @@ __all__ = [
     "assign_caption_ids", "load_dataset", "multiple_choice", "read_content_hash",
 ]
 
-FORMAT_VERSION = "1"  # part of every hash: bump when the layout or the meaning of a field changes
+FORMAT_VERSION = "2"  # part of every hash: bump when the layout or the meaning of a field changes (2: groups, siblings)
 SIDECAR = "dataset.json"
 _NEGATIVE_KEYS = {"caption", "type", "wrong_words"}
+_SIBLING_KEYS = {"index", "type", "wrong_words"}
+_FIELDS = ("split", "config", "captions", "caption_ids", "negatives", "scenes", "groups", "siblings")
 
 
 def _json(value) -> str:
@@ -41,7 +45,8 @@ def _json(value) -> str:
 
 @dataclass(eq=False)
 class SyntheticDataset:
-    """One split; ``negatives[i]`` is a list of ``{"caption", "type", "wrong_words"}`` records."""
+    """One split; ``negatives[i]`` is a list of ``{"caption", "type", "wrong_words"}`` records,
+    ``siblings[i]`` one of ``{"index", "type", "wrong_words"}`` (``index``: a sample of the same group)."""
 
     MODALITY: ClassVar[str] = ""
     ARRAYS: ClassVar[dict[str, tuple[str, int]]] = {}  # array field -> (dtype, ndim)
@@ -52,19 +57,29 @@ class SyntheticDataset:
     caption_ids: np.ndarray  # (N,) int64, numbered by first appearance within the split
     negatives: list[list[dict]]
     scenes: list[dict]
+    groups: np.ndarray  # (N,) int64: contiguous runs, numbered 0, 1, ... in sample order
+    siblings: list[list[dict]]
 
     def __post_init__(self) -> None:
         n = len(self.captions)
         if not all(isinstance(c, str) for c in self.captions):
             raise ValueError("captions must be a list of str")
-        self.caption_ids = np.asarray(self.caption_ids, dtype=np.int64)
-        if self.caption_ids.shape != (n,):
-            raise ValueError(f"caption_ids must have shape ({n},), got {self.caption_ids.shape}")
-        for name in ("negatives", "scenes"):
+        for name in ("caption_ids", "groups"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {getattr(self, name).shape}")
+        if n and (self.groups[0] != 0 or not np.isin(np.diff(self.groups), (0, 1)).all()):
+            raise ValueError("groups must be contiguous runs numbered 0, 1, ... in sample order")
+        for name in ("negatives", "scenes", "siblings"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries, captions {n}")
         if any(set(record) != _NEGATIVE_KEYS for sample in self.negatives for record in sample):
             raise ValueError(f"every negative must be a dict with keys {sorted(_NEGATIVE_KEYS)}")
+        for i, sample in enumerate(self.siblings):
+            if any(set(r) != _SIBLING_KEYS or not 0 <= r["index"] < n or r["index"] == i
+                   or self.groups[r["index"]] != self.groups[i] for r in sample):
+                raise ValueError(f"siblings[{i}] must hold dicts with keys {sorted(_SIBLING_KEYS)} whose index is "
+                                 "another sample of the same group")
         for name, (dtype, ndim) in self.ARRAYS.items():
             array = getattr(self, name)
             if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim or len(array) != n:
@@ -78,6 +93,10 @@ class SyntheticDataset:
     def num_distinct_captions(self) -> int:
         return len(np.unique(self.caption_ids))
 
+    @property
+    def num_groups(self) -> int:
+        return int(self.groups[-1]) + 1 if len(self.groups) else 0
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.ARRAYS}
 
@@ -85,6 +104,7 @@ class SyntheticDataset:
         return {
             "modality": self.MODALITY, "split": self.split, "config": self.config, "captions": self.captions,
             "caption_ids": self.caption_ids.tolist(), "negatives": self.negatives, "scenes": self.scenes,
+            "groups": self.groups.tolist(), "siblings": self.siblings,
         }
 
     def content_hash(self) -> str:
@@ -107,7 +127,7 @@ class SyntheticDataset:
             np.save(path / f"{name}.npy", array, allow_pickle=False)
         content_hash = self.content_hash()
         sidecar = {**self._metadata(), "format": FORMAT_VERSION, "content_hash": content_hash,
-                   "num_distinct_captions": self.num_distinct_captions}
+                   "num_distinct_captions": self.num_distinct_captions, "num_groups": self.num_groups}
         temporary = path / f".{SIDECAR}.{os.getpid()}.tmp"
         temporary.write_text(_json(sidecar))
         os.replace(temporary, path / SIDECAR)
@@ -128,7 +148,7 @@ class SyntheticDataset:
         if missing:
             raise ValueError(f"{path_dir} lacks the array file(s) {[f'{m}.npy' for m in missing]}")
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in target.ARRAYS}
-        fields = {key: sidecar[key] for key in ("split", "config", "captions", "caption_ids", "negatives", "scenes")}
+        fields = {key: sidecar[key] for key in _FIELDS}
         dataset = target(**fields, **arrays)
         if verify and dataset.content_hash() != sidecar["content_hash"]:
             raise ValueError(f"{path_dir}: content does not match its stored content_hash (changed or corrupted)")

@@ -7,6 +7,8 @@ the scene and uses no held-out combination where the split forbids them) and tha
 equivalent to the true caption or to a negative kept before. Each kept negative records the word
 positions (indices into ``caption.split()``) where it differs from the true caption: every edit
 here keeps the number of words, so those positions are exactly the wrong words.
+:func:`item_difference` inverts the helpers: it names the single edit that turns one structure
+into another (the modalities map it to a :class:`NegativeType` to type sibling captions).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import numpy as np
 
 from .grammar import NegativeType
 
-__all__ = ["differing_positions", "order_swaps", "select_negatives", "value_changes", "value_exchanges", "with_item"]
+__all__ = [
+    "Difference", "differing_positions", "item_difference", "order_swaps", "select_negatives", "sequence_edit",
+    "value_changes", "value_exchanges", "with_item",
+]
 
 T = TypeVar("T")
 
@@ -58,6 +63,50 @@ def order_swaps(items: Sequence[T]) -> list[tuple[T, ...]]:
             if items[i] != items[j]:
                 out.append(with_item(with_item(items, i, items[j]), j, items[i]))
     return out
+
+
+class Difference(NamedTuple):
+    """One edit between two item sequences: ``kind`` "change" (one item, ``fields`` = the fields that
+    differ), "order" (two items in exchanged places, ``fields`` = those in which they differ) or
+    "exchange" (one field's values exchanged between two items that also differ in another field)."""
+
+    kind: str
+    positions: tuple[int, ...]
+    fields: tuple[str, ...]
+
+
+def item_difference(a: Sequence[NamedTuple], b: Sequence[NamedTuple]) -> Difference | None:
+    """The edit of :func:`value_changes`, :func:`order_swaps` or :func:`value_exchanges` that turns
+    ``a`` into ``b``; None when they are equal or differ by anything else."""
+    if len(a) != len(b):
+        return None
+    changed = [k for k, (x, y) in enumerate(zip(a, b)) if x != y]
+    if len(changed) == 1:
+        k = changed[0]
+        return Difference("change", (k,), tuple(f for f in a[k]._fields if getattr(a[k], f) != getattr(b[k], f)))
+    if len(changed) != 2:
+        return None
+    i, j = changed
+    fields = tuple(f for f in a[i]._fields if getattr(a[i], f) != getattr(a[j], f))
+    if (b[i], b[j]) == (a[j], a[i]):
+        return Difference("order", (i, j), fields)
+    for f in fields:
+        if (b[i], b[j]) == (a[i]._replace(**{f: getattr(a[j], f)}), a[j]._replace(**{f: getattr(a[i], f)})):
+            return Difference("exchange", (i, j), (f,))
+    return None
+
+
+def sequence_edit(a: Sequence[NamedTuple], b: Sequence[NamedTuple],
+                  changed: Callable[[Any, Any, tuple[str, ...]], NegativeType | None]) -> NegativeType | None:
+    """The edit between two sequences told in order (events, tones): two items in exchanged places
+    are an order swap, one changed item is typed by ``changed(old, new, fields)``; else None."""
+    difference = item_difference(a, b)
+    if difference is None or difference.kind == "exchange":
+        return None
+    if difference.kind == "order":
+        return NegativeType.ORDER_SWAP
+    k = difference.positions[0]
+    return changed(a[k], b[k], difference.fields)
 
 
 def differing_positions(true_words: Sequence[str], other_words: Sequence[str]) -> list[int]:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .grammar import SHAPES
+from .sampling import keyed_noise
 
 __all__ = ["Sprite", "render_canvases", "shape_stencil"]
 
@@ -83,14 +84,20 @@ def render_canvases(
     size: int,
     noise_level: float,
     rng: np.random.Generator,
+    noise_keys: np.ndarray | None = None,
 ) -> np.ndarray:
     """uint8 (N, size, size, 3) canvases: grey ``backgrounds`` (N,) in [0, 1], sprites, Gaussian noise.
 
-    ``noise_level`` is the per-pixel noise std as a fraction of 255; the noise is drawn in
-    chunks from ``rng`` in canvas order, so the output depends only on the inputs and the stream.
+    ``noise_level`` is the per-pixel noise std as a fraction of 255. Canvases with equal
+    ``noise_keys`` (N,) get the same noise (None: every canvas its own); the noise seed is one draw
+    from ``rng``, so the output depends only on the inputs and the stream.
     """
     if len(backgrounds) != len(sprites):
         raise ValueError(f"backgrounds has {len(backgrounds)} entries, sprites {len(sprites)}")
+    noise_keys = np.arange(len(sprites)) if noise_keys is None else np.asarray(noise_keys)
+    if noise_keys.shape != (len(sprites),):
+        raise ValueError(f"noise_keys must have shape ({len(sprites)},), got {noise_keys.shape}")
+    noise_seed = int(rng.integers(2**63))
     out = np.empty((len(sprites), size, size, 3), dtype=np.uint8)
     for start in range(0, len(sprites), _CHUNK):
         stop = min(start + _CHUNK, len(sprites))
@@ -104,7 +111,7 @@ def render_canvases(
                 region = canvas[k, sprite.y - r : sprite.y + r + 1, sprite.x - r : sprite.x + r + 1]
                 region[shape_stencil(sprite.shape, r)] = sprite.rgb
         if noise_level > 0:
-            canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * np.float32(255.0 * noise_level)
+            canvas += keyed_noise(noise_seed, noise_keys[start:stop], (size, size, 3)) * np.float32(255.0 * noise_level)
         np.clip(np.rint(canvas, out=canvas), 0, 255, out=canvas)
         out[start:stop] = canvas.astype(np.uint8)
     return out

@@ -1,8 +1,10 @@
-"""Random streams and held-out attribute pairs, both fixed by the config's seed.
+"""Random streams, keyed noise and held-out attribute pairs, all fixed by the config's seed.
 
 Each (modality, split) gets three independent streams derived from the seed with
-``numpy.random.SeedSequence``: scenes, rendering noise and negatives. Resizing one split, or
-asking for more negatives, therefore leaves every other array unchanged.
+``numpy.random.SeedSequence``: scenes (base scenes and the choice of their sibling variants),
+rendering noise and negatives. Resizing one split, or asking for more negatives, therefore leaves
+every other array unchanged. Pixel and audio noise is keyed (:func:`keyed_noise`): the members of a
+sibling group share one key, so their signals differ only where their scenes do.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from .config import SPLITS
 
-__all__ = ["Pools", "Streams", "choose_heldout_pairs", "draw_items", "split_pool", "split_streams"]
+__all__ = ["Pools", "Streams", "choose_heldout_pairs", "draw_items", "keyed_noise", "split_pool", "split_streams"]
 
 _MODALITY_CODES = {"image": 0, "video": 1, "audio": 2, "audio_video": 3}
 # Held-out pairs depend on the attribute domain, not the modality: image, video and audio-video
@@ -37,6 +39,23 @@ def split_streams(seed: int, modality: str, split: str) -> Streams:
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
     root = np.random.SeedSequence(seed, spawn_key=(_MODALITY_CODES[modality], SPLITS.index(split)))
     return Streams(*(np.random.default_rng(child) for child in root.spawn(3)))
+
+
+def keyed_noise(seed: int, keys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 (len(keys), *shape) standard normal noise, the same for equal keys.
+
+    Each key's draw comes from its own generator seeded by ``(seed, key)``, so a row depends only on
+    ``seed`` and its key, not on which other keys are asked for or in which order (callers draw in chunks).
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    if keys.ndim != 1 or (keys < 0).any():
+        raise ValueError(f"keys must be a 1-d array of non-negative ints, got shape {keys.shape}")
+    out = np.empty((len(keys), *shape), dtype=np.float32)
+    unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    rows = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    for key, where in zip(unique.tolist(), rows):
+        out[where] = np.random.default_rng((seed, key)).standard_normal(shape, dtype=np.float32)
+    return out
 
 
 def choose_heldout_pairs(

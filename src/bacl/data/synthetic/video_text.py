@@ -10,6 +10,10 @@ its window (first frame at the start, last frame at the end) or switches colour 
 through it; outside its window it stays still, as it was before or after. Objects' swept boxes
 never overlap. A caption is true of a clip iff it tells exactly its events, so any edited caption
 is false. Held-out colour-shape pairs are judged on what is visible: before and after a change.
+
+Sibling variants edit the base clip where the edit says: an attribute swap restyles the object,
+a direction flip runs the move's path backwards (same swept box), a change swap ends the change in
+another value, an order swap exchanges the time windows of two events (objects and paths stay).
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ import numpy as np
 from .config import VideoTextConfig
 from .dataset import VideoTextDataset, assign_caption_ids
 from .grammar import COLOUR_RGB, DIRECTIONS, OPPOSITE, Event, NegativeType, Palette, Thing, join_phrases
-from .image_text import object_radius
-from .negatives import order_swaps, select_negatives, value_changes, with_item
+from .image_text import object_radius, restyled, shifted_rgb
+from .negatives import item_difference, order_swaps, select_negatives, sequence_edit, value_changes, with_item
 from .render import Sprite, render_canvases
 from .sampling import Pools, choose_heldout_pairs, draw_items, split_pool, split_streams
+from .siblings import group_backgrounds, sample_groups, sibling_records
 
 __all__ = [
-    "colour_shape_pools", "event_frame_sprites", "event_proposals", "events_acceptable", "generate_video_split",
-    "render_clips", "sample_event_scene", "shows_heldout",
+    "colour_shape_pools", "edited_events", "event_edit", "event_frame_sprites", "event_proposals", "events_acceptable",
+    "generate_video_split", "render_clips", "sample_event_scene", "shows_heldout", "video_proposals",
 ]
 
 _GAP = 2  # pixels between the swept boxes of two objects
@@ -155,6 +160,68 @@ def event_proposals(events: tuple[Event, ...], palette: Palette) -> dict[Negativ
     }
 
 
+def _event_change(old: Event, new: Event, fields: tuple[str, ...]) -> NegativeType | None:
+    if fields == ("thing",):
+        return NegativeType.ATTRIBUTE_SWAP if len(item_difference((old.thing,), (new.thing,)).fields) == 1 else None
+    if fields != ("value",):
+        return None
+    if old.kind == "moves":
+        return NegativeType.DIRECTION_FLIP if new.value == OPPOSITE[old.value] else None
+    return NegativeType.CHANGE_SWAP
+
+
+def event_edit(a: tuple[Event, ...], b: tuple[Event, ...]) -> NegativeType | None:
+    """The boundary edit that turns the events ``a`` into ``b``, or None."""
+    return sequence_edit(a, b, _event_change)
+
+
+def _event_state(m: dict, old: Event, new: Event, config) -> dict:
+    """Metadata ``m`` of event ``old`` made to show ``new`` in the same place and window."""
+    if new.kind != old.kind or (new.kind == "moves" and new.value not in (old.value, OPPOSITE[old.value])):
+        raise ValueError(f"no scene edit turns {old} into {new}")
+    out = restyled(m, new.thing, config) if new.thing != old.thing else dict(m)
+    out.update(kind=new.kind, value=new.value, end_shape=new.end_thing().shape,
+               end_rgb=shifted_rgb(out["rgb"], new.thing.colour, new.end_thing().colour))
+    if new.kind == "moves" and new.value != old.value:  # a reversed move: same path and swept box
+        out["start"], out["end"] = m["end"], m["start"]
+    return out
+
+
+def _swept_fit(metadata: list[dict], size: int) -> bool:
+    """Whether every object's swept box lies inside the canvas, ``_GAP`` apart from the others'."""
+    boxes = []
+    for m in metadata:
+        (x0, y0), (x1, y1), r = m["start"], m["end"], m["radius"]
+        box = (min(x0, x1) - r, max(x0, x1) + r, min(y0, y1) - r, max(y0, y1) + r)
+        if box[0] < 0 or box[2] < 0 or box[1] >= size or box[3] >= size:
+            return False
+        if any(not (box[1] + _GAP <= b[0] or b[1] + _GAP <= box[0] or box[3] + _GAP <= b[2] or b[3] + _GAP <= box[2])
+               for b in boxes):
+            return False
+        boxes.append(box)
+    return True
+
+
+def edited_events(events: tuple[Event, ...], metadata: list[dict], candidate: tuple[Event, ...], config) -> list[dict] | None:
+    """The clip ``metadata`` of ``events`` edited so that ``candidate`` tells it: two events told in
+    the other order exchange their time windows, any other edit changes the events it names in place;
+    None if an object no longer fits."""
+    difference = item_difference(events, candidate)
+    if difference is not None and difference.kind == "order":
+        i, j = difference.positions
+        edited = list(metadata)
+        edited[i] = {**metadata[j], "frames": metadata[i]["frames"]}
+        edited[j] = {**metadata[i], "frames": metadata[j]["frames"]}
+        return edited
+    edited = [m if old == new else _event_state(m, old, new, config) for m, old, new in zip(metadata, events, candidate)]
+    return edited if _swept_fit(edited, config.image_size) else None
+
+
+def video_proposals(events: tuple[Event, ...], palette: Palette) -> dict[NegativeType, list[tuple[Event, ...]]]:
+    """Every one-edit proposal of the video benchmark: :func:`event_proposals` and order swaps."""
+    return {**event_proposals(events, palette), NegativeType.ORDER_SWAP: order_swaps(events)}
+
+
 def colour_shape_pools(config, palette: Palette) -> tuple[frozenset, Pools]:
     """The held-out colour-shape pairs of ``config`` and the object pools they induce."""
     heldout = choose_heldout_pairs(config.seed, "colour_shape", palette.colours, palette.shapes, config.heldout_pairs)
@@ -162,12 +229,13 @@ def colour_shape_pools(config, palette: Palette) -> tuple[frozenset, Pools]:
     return heldout, split_pool(things, lambda thing: (thing.colour, thing.shape) in heldout)
 
 
-def render_clips(all_metadata: list[list[dict]], config, rng: np.random.Generator) -> np.ndarray:
-    """uint8 (N, T, H, W, 3): one grey level per clip, fresh noise per frame."""
+def render_clips(all_metadata: list[list[dict]], config, rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
+    """uint8 (N, T, H, W, 3): one grey level per group, fresh noise per frame, the same for every clip
+    of a group (siblings differ only where their events do)."""
     sprites = [frame for metadata in all_metadata for frame in event_frame_sprites(metadata, config.n_frames)]
-    backgrounds = np.repeat(0.5 + rng.uniform(-config.background_jitter, config.background_jitter, len(all_metadata)),
-                            config.n_frames)
-    frames = render_canvases(sprites, backgrounds, config.image_size, config.noise_level, rng)
+    backgrounds = np.repeat(group_backgrounds(groups, config.background_jitter, rng), config.n_frames)
+    keys = (np.asarray(groups)[:, None] * config.n_frames + np.arange(config.n_frames)).reshape(-1)
+    frames = render_canvases(sprites, backgrounds, config.image_size, config.noise_level, rng, noise_keys=keys)
     return frames.reshape(len(all_metadata), config.n_frames, *frames.shape[1:])
 
 
@@ -180,14 +248,25 @@ def generate_video_split(config: VideoTextConfig, split: str) -> VideoTextDatase
     heldout, pools = colour_shape_pools(config, palette)
     heldout_split = split == "test_heldout"
     acceptable = lambda events: events_acceptable(events, heldout, heldout_split)
+
+    def realise(events: tuple[Event, ...], metadata: list[dict], candidate: tuple[Event, ...]) -> list[dict] | None:
+        if not acceptable(candidate) or (heldout_split and not shows_heldout(candidate, heldout)):
+            return None  # in test_heldout a variant keeps a held-out pair
+        return edited_events(events, metadata, candidate, config)
+
+    members = sample_groups(config.split_size(split), config,
+                            lambda: sample_event_scene(config, palette, pools, heldout, heldout_split, streams.scenes),
+                            lambda events, rng: video_proposals(events, palette), realise, caption_text, streams.scenes)
     captions, negatives, scenes = [], [], []
-    for _ in range(config.split_size(split)):
-        events, metadata = sample_event_scene(config, palette, pools, heldout, heldout_split, streams.scenes)
-        proposals = {**event_proposals(events, palette), NegativeType.ORDER_SWAP: order_swaps(events)}
+    for member in members:
+        events = member.structure
         captions.append(caption_text(events))
-        negatives.append(select_negatives(events, proposals, caption_words, caption_text, acceptable,
+        negatives.append(select_negatives(events, video_proposals(events, palette), caption_words, caption_text, acceptable,
                                           streams.negatives, config.negatives_per_type))
-        scenes.append({"events": metadata, "heldout": shows_heldout(events, heldout)})
-    frames = render_clips([s["events"] for s in scenes], config, streams.render)
+        scenes.append({"events": member.scene, "heldout": shows_heldout(events, heldout),
+                       "edit": member.edit and member.edit.value})
+    groups = np.array([member.group for member in members], dtype=np.int64)
+    frames = render_clips([s["events"] for s in scenes], config, streams.render, groups)
     return VideoTextDataset(split=split, config=config.to_dict(), captions=captions, caption_ids=assign_caption_ids(captions),
-                            negatives=negatives, scenes=scenes, frames=frames)
+                            negatives=negatives, scenes=scenes, groups=groups,
+                            siblings=sibling_records(members, caption_words, event_edit), frames=frames)
