@@ -161,7 +161,8 @@ class DrawNamingRows(CLIPAligner):
         rows = batch.candidate_text.rows[:, : self.K]
         valid = torch.ones_like(rows, dtype=torch.bool)
         valid[::3, -1] = False
-        self.contrastive.last_draw.update(image_to_text_rows=rows, image_to_text_valid=valid)
+        self.contrastive.last_draw.update(image_to_text_rows=rows, image_to_text_valid=valid,
+                                          match_rows=rows[:, :1], match_valid=torch.ones_like(rows[:, :1], dtype=torch.bool))
         return terms
 
 
@@ -189,6 +190,7 @@ def test_bns_draws_log_their_sibling_shares(tmp_path):
         assert record["drawn_same_group"] == pytest.approx(expected["same_group"])
         # one of the K drawn is the sibling: 1/3 of full rows' draws, 1/2 of the others'
         assert record["drawn_one_edit"] == pytest.approx(len(rows) / valid.sum().item())
+        assert record["match_one_edit"] == 1.0  # the match list's one draw is the sibling
     # Without sibling groups in the split, or rows in the draw, nothing is logged about siblings.
     plain = make_aligner("clip_bns", features.dims)
     train(plain, latent_features(48), SETTINGS, tmp_path / "plain", progress=False)

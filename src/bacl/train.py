@@ -286,9 +286,11 @@ def _draw_statistics(aligner: Aligner, train_set: FeatureSet, rows: torch.Tensor
         quantiles = torch.quantile(scores, torch.tensor([0.1, 0.5, 0.9], device=scores.device)).tolist()
         out.update({"drawn_bs_mean": scores.mean().item(), "drawn_bs_q10": quantiles[0],
                     "drawn_bs_q50": quantiles[1], "drawn_bs_q90": quantiles[2]})
-    if "image_to_text_rows" in draw and "sibling_index" in train_set:
-        shares = sibling_shares(draw["image_to_text_rows"].cpu(), train_set["group"], train_set["sibling_index"],
-                                anchors=rows, valid=draw["image_to_text_valid"].cpu())
-        if shares["entries"]:
-            out.update({"drawn_same_group": shares["same_group"], "drawn_one_edit": shares["one_edit"]})
+    # The contrastive term's draws ("drawn_*") and the match list's draws ("match_*", with CLA).
+    for key, name in (("image_to_text", "drawn"), ("match", "match")):
+        if f"{key}_rows" in draw and "sibling_index" in train_set:
+            shares = sibling_shares(draw[f"{key}_rows"].cpu(), train_set["group"], train_set["sibling_index"],
+                                    anchors=rows, valid=draw[f"{key}_valid"].cpu())
+            if shares["entries"]:
+                out.update({f"{name}_same_group": shares["same_group"], f"{name}_one_edit": shares["one_edit"]})
     return out

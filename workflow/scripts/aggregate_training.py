@@ -35,7 +35,8 @@ from paper_common import write_json
 # Columns of Snakemake's benchmark TSV that the report uses, and their names in the summary.
 BENCHMARK_COLUMNS = {"s": "seconds", "max_rss": "max_rss_mb"}
 NOT_SERIES = ("step", "progress")  # the x axes, not curves
-DRAW_SHARES = ("drawn_one_edit", "drawn_same_group")  # BNS draws' sibling shares (bacl.train._draw_statistics)
+# BNS draws' sibling shares, the contrastive term's and the match list's (bacl.train._draw_statistics)
+DRAW_SHARES = ("drawn_one_edit", "drawn_same_group", "match_one_edit", "match_same_group")
 
 
 def parse_metrics_log(text: str) -> list[dict]:

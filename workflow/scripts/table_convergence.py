@@ -30,7 +30,9 @@ SEED_FIELDS = (("Val R@1 step 0 (%)", "initial_val_r1", 1.0), ("Val R@1 final (%
                ("Head acc final (%)", "final_val_head_pairwise", 1.0),
                ("ms / step", "seconds_per_step", 1000.0),
                ("One-edit draws, first quarter (%)", "drawn_one_edit_early", 100.0),
-               ("One-edit draws, last quarter (%)", "drawn_one_edit_late", 100.0))
+               ("One-edit draws, last quarter (%)", "drawn_one_edit_late", 100.0),
+               ("One-edit match negatives, first quarter (%)", "match_one_edit_early", 100.0),
+               ("One-edit match negatives, last quarter (%)", "match_one_edit_late", 100.0))
 
 
 def _cell(stats: dict | None, factor: float = 1.0) -> MeanStd | None:
