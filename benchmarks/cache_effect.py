@@ -111,7 +111,8 @@ def main(argv=None) -> dict:
             encode_seconds.append(clock() - start)
             batch = FeatureBatch(x=image["global"], text=text["global"], x_tokens=image["tokens"],
                                  x_token_mask=image["token_mask"], text_tokens=text["tokens"][:, :text_length],
-                                 text_token_mask=text["token_mask"][:, :text_length])
+                                 text_token_mask=text["token_mask"][:, :text_length],
+                                 text_token_ids=text["token_ids"][:, :text_length].long())
             train_step(*clip_live, batch, step)
 
     samples = interleaved({"clip_from_cache": lambda: epoch_from_cache(clip_cached, False),

@@ -103,6 +103,8 @@ def synthetic_features(rows: int, pool: int, seed: int = 0) -> FeatureSet:
         "x_token_mask": torch.ones(rows, X_TOKENS, dtype=torch.bool),
         "text_tokens": torch.randn(rows, TEXT_TOKENS, TOKEN_DIM, generator=gen).half(),
         "text_token_mask": torch.arange(TEXT_TOKENS)[None] < lengths,
+        # a small vocabulary, so that captions share words (discriminative CLA aligns them by id)
+        "text_token_ids": torch.randint(1, 50, (rows, TEXT_TOKENS), generator=gen) * (torch.arange(TEXT_TOKENS)[None] < lengths),
         "text_neighbours": neighbours,
         "x_neighbours": neighbours.roll(1, dims=0),
     }, source="<synthetic>")

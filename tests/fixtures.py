@@ -104,6 +104,11 @@ def latent_features(
         "text_token_mask": torch.ones(n, text_tokens, dtype=torch.bool),
     }
     tensors["text_token_mask"][caption_id % 3 == 0, -1] = False  # some padded captions exercise the masks
+    # Token ids: 5 words per slot, word (caption_id * (slot + 1)) mod 5, so captions share some
+    # words and differ in others (discriminative CLA aligns captions by their ids); 0 pads.
+    slots = torch.arange(text_tokens)
+    ids = 5 * slots + (caption_id[:, None] * (slots + 1)) % 5 + 1
+    tensors["text_token_ids"] = ids.masked_fill(~tensors["text_token_mask"], 0)
     if modalities:
         tensors["modality_video"] = noisy(z @ maps["video"])
         tensors["modality_audio"] = noisy(z @ maps["audio"])
@@ -118,10 +123,13 @@ def latent_features(
     wrong_position = torch.randint(0, text_tokens - 1, (n, negatives), generator=gen)  # never the padded last
     replaced = torch.einsum("nmd,nmdk->nmk", changed, maps["text_tokens"][wrong_position])
     negative_tokens[torch.arange(n)[:, None], torch.arange(negatives)[None], wrong_position] = noisy(replaced).half()
+    negative_ids = tensors["text_token_ids"][:, None].repeat(1, negatives, 1)
+    negative_ids.scatter_add_(-1, wrong_position[..., None], torch.full((n, negatives, 1), 5 * text_tokens))  # a new word
     tensors.update(
         negative_text=noisy(changed @ maps["text"]),
         negative_text_tokens=negative_tokens,
         negative_text_token_mask=tensors["text_token_mask"][:, None].repeat(1, negatives, 1),
+        negative_text_token_ids=negative_ids,
         negative_mask=torch.ones(n, negatives, dtype=torch.bool),
         negative_type=torch.randint(0, len(NEGATIVE_TYPES), (n, negatives), generator=gen),
         negative_wrong_tokens=F.one_hot(wrong_position, text_tokens).bool(),

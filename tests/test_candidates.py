@@ -45,6 +45,7 @@ def whole_pool_terms(aligner, x_embedding, text_embedding, batch, progress, gene
         candidate_text_features=aligner.encode_text(text_store.features[text_rows].float()),
         candidate_text_tokens=text_store.tokens_store[text_rows],
         candidate_text_token_mask=text_store.token_mask_store[text_rows],
+        candidate_text_token_ids=text_store.token_ids_store[text_rows], text_token_ids=batch.text_token_ids,
         candidate_image_features=aligner.encode_x(x_store.features[x_rows].float()),
         image_tokens=batch.x_tokens, image_token_mask=batch.x_token_mask,
         text_tokens=batch.text_tokens, text_token_mask=batch.text_token_mask,
@@ -76,7 +77,9 @@ def test_a_step_equals_embedding_the_whole_pool_with_gradient(case):
     aligner = perturbed_aligner(SPECS[case], features.dims)
     terms, grads, draws = one_step(copy.deepcopy(aligner), batch, reference=False)
     expected_terms, expected_grads, expected_draws = one_step(aligner, batch, reference=True)
-    assert len(draws) == len(expected_draws) == (2 if SPECS[case].get("bns") else 0)
+    # BNS draws once per direction; with CLA too, once more for the match list (over pool and batch).
+    spec = SPECS[case]
+    assert len(draws) == len(expected_draws) == ((2 + bool(spec.get("cla"))) if spec.get("bns") else 0)
     for draw, expected in zip(draws, expected_draws):  # the same negatives are drawn, bit for bit
         for field in ("index", "valid", "boundary_score", "probabilities"):
             assert torch.equal(getattr(draw, field), getattr(expected, field)), field
@@ -109,8 +112,12 @@ def test_pool_embeds_what_is_asked_and_no_more():
     drawn = pool.embed(torch.tensor([[2, 0], [3, 1]]))
     assert calls[-1] == 4 and drawn.requires_grad
     torch.testing.assert_close(drawn, head(store[torch.tensor([[4, 1], [3, 1]])]), rtol=0, atol=0)
-    picked, picked_mask = pool.tokens(torch.tensor([1]), torch.tensor([2]))
+    picked, picked_mask, picked_ids = pool.tokens(torch.tensor([1]), torch.tensor([2]))
     assert picked.dtype == torch.half and torch.equal(picked, tokens[[2]]) and torch.equal(picked_mask, token_mask[[2]])
+    assert picked_ids is None  # a store without ids
+    ids = torch.arange(tokens.shape[0] * tokens.shape[1]).view(tokens.shape[:-1])
+    with_ids = CandidatePool(rows, store, tokens=tokens, token_mask=token_mask, token_ids=ids)
+    assert torch.equal(with_ids.tokens(torch.tensor([1, 0]), torch.tensor([2, 1]))[2], ids[[2, 4]])
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -120,6 +127,8 @@ def test_pool_embeds_what_is_asked_and_no_more():
     (dict(mask=torch.ones(2, 2, dtype=torch.bool)), "mask"),
     (dict(tokens=torch.zeros(9, 3, 5)), "tokens"),
     (dict(tokens=torch.zeros(10, 3, 5), token_mask=torch.ones(10, 3)), "token_mask"),
+    (dict(token_ids=torch.zeros(10, 3, dtype=torch.long)), "token_ids"),
+    (dict(tokens=torch.zeros(10, 3, 5), token_ids=torch.zeros(10, 3)), "token_ids"),
 ])
 def test_pool_names_a_bad_argument(kwargs, name):
     arguments = {"rows": torch.zeros(2, 3, dtype=torch.long), "features": torch.zeros(10, 4), **kwargs}

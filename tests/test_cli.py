@@ -56,6 +56,25 @@ def test_train_then_evaluate_end_to_end(tmp_path, feature_files):
         assert results[method]["retrieval"]["image_to_text"]["mAP"] > zero_shot_map
 
 
+def test_train_with_a_validation_split_logs_its_curve(tmp_path, feature_files, capsys):
+    train_file, val_file = feature_files
+    config = write_config(tmp_path / "config.yaml", tiny_config(
+        CLI_METHODS, train={"steps": 8, "batch_size": 16, "checkpoint_every": 4, "log_every": 2, "validate_every": 3}))
+    run = tmp_path / "run"
+    assert main([*train_args(config, "clip_bacl", train_file, run), "--val", str(val_file)]) == 0
+    logged = [json.loads(line) for line in (run / METRICS_LOG).read_text().splitlines()]
+    assert [r["step"] for r in logged if "val_r1" in r] == [0, 3, 6, 8]
+    assert all("val_head_pairwise" in r for r in logged if "val_r1" in r)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["val"] == str(val_file) and summary["validation_seconds"] > 0
+    narrow = write_feature_file(tmp_path / "narrow.safetensors", latent_features(32, dim=8))
+    run_failing([*train_args(config, "clip", train_file, tmp_path / "bad"), "--val", str(narrow)], capsys,
+                "--val", "narrow.safetensors")
+    run_failing([*train_args(config, "clip", train_file, tmp_path / "bad"), "--val", str(tmp_path / "absent.safetensors")],
+                capsys, "absent.safetensors")
+    assert nothing_under(tmp_path / "bad")
+
+
 def test_one_evaluate_call_over_several_splits_equals_one_call_per_split(tmp_path, feature_files):
     train_file, test_file = feature_files
     config = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS))
@@ -112,6 +131,7 @@ def with_change(change: dict) -> dict:
 
 BAD_CONFIGS = {  # id -> (change to the config, method trained, names the message must contain)
     "steps_zero": ({"train": {"steps": 0}}, "clip", ["train.steps"]),
+    "validate_every_zero": ({"train": {"validate_every": 0}}, "clip", ["train.validate_every"]),
     "threads_type": ({"threads": "two"}, "clip", ["threads"]),
     "schedule_name": ({"bacl": {"schedule": "steep"}}, "clip_bacl", ["bacl.schedule"]),
     "unknown_key": ({"learning_rate": 0.1}, "clip", ["learning_rate"]),
@@ -212,7 +232,7 @@ def test_validate_config_rejects_a_non_mapping():
     (["--help"], ["Train and evaluate BACL", "train", "evaluate", "examples", "python -m bacl train --config",
                   "python -m bacl evaluate --config", "exit status 2", "config.schema.yaml"]),
     (["train", "--help"], ["--out DIR", "weights.safetensors", "metrics.jsonl", "checkpoint.pt", "resumes",
-                           "--pools"]),
+                           "--pools", "--val FEATURES", "validate_every"]),
     (["evaluate", "--help"], ["one JSON per split", "R@1/5/10", "multiple-choice", "zero_shot"]),
 ])
 def test_help_is_written_for_users(argv, expected, capsys):

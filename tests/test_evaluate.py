@@ -1,5 +1,7 @@
 """Evaluation on hand-made feature sets whose metrics are known exactly, and on the fixture's splits."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -129,8 +131,46 @@ def test_match_head_sections_and_known_answers():
     # Only the replaced token's attention changes, and it is the marked wrong token. AEL and its
     # chance level count the positions from the first one whose token features differ, which
     # here is the replaced token at (i + k) % TOKENS.
+    # The frozen features differ only at the replaced token too, so the no-Transformer reference
+    # also finds it.
     assert results["ael"] == {"ael": 1.0, "n": N * NEGATIVES, "chance": pytest.approx(eligible_chance()),
-                              "eligible_tokens_mean": eligible_counts().mean().item()}
+                              "frozen_reference": 1.0, "eligible_tokens_mean": eligible_counts().mean().item()}
+    # Only the replaced token's attention changes: all divergence is at the wrong tokens.
+    attention = results["attention"]
+    assert attention["divergence_wrong"] > 0 and attention["divergence_other"] == 0.0
+    assert 0 < attention["entropy"] <= attention["max_entropy"] == pytest.approx(math.log(TOKENS))
+    chance = {"pairwise": 0.5, "accuracy": 0.5**NEGATIVES, "accuracy_exchangeable": 1 / (NEGATIVES + 1)}
+    assert results["boundary_match_head"]["chance"] == results["boundary"]["chance"] == chance
+    assert results["multiple_choice"]["chance"] == chance
+
+
+def test_untrained_reference_is_the_same_evaluation_with_the_other_transformer():
+    """``untrained_cross_modal`` gives exactly the head metrics of the aligner carrying that
+    Transformer, with the trained embeddings, and leaves the trained ones untouched."""
+    gen = torch.Generator().manual_seed(4)
+    tensors = hand_made()
+    tensors["x"] = torch.randn(N, DIM, generator=gen)
+    features = feature_set(tensors)
+    aligner, other = MatchingZeroShot(), MatchingZeroShot()
+    other.matcher = ShuffledMatcher()
+    alone = evaluate(aligner, features, rerank_k=4)
+    with_reference = evaluate(aligner, features, rerank_k=4, untrained_cross_modal=other.matcher)
+    reference = with_reference.pop("untrained")
+    assert with_reference == alone
+    expected = evaluate(other, features, rerank_k=4)
+    assert set(reference) == {"retrieval_reranked", "retrieval_reranked_combined", "boundary_match_head", "ael",
+                              "attention"}
+    expected["ael"].pop("frozen_reference")
+    for key in reference:
+        assert reference[key] == expected[key], key
+    assert reference["boundary_match_head"] != alone["boundary_match_head"]
+
+
+class ShuffledMatcher(TokenwiseMatcher):
+    """The known-answer matcher reading its text tokens in reverse order: another head."""
+
+    def forward(self, text_tokens, context_tokens, text_mask, context_mask):
+        return super().forward(text_tokens.flip(1), context_tokens, text_mask.flip(1), context_mask)
 
 
 def test_ael_is_zero_when_the_wrong_token_is_marked_elsewhere():
@@ -167,6 +207,13 @@ def test_reranking_with_the_whole_gallery_is_the_match_head_ranking():
     expected = bidirectional_retrieval(None, None, torch.arange(N), torch.arange(N), similarity=full)
     assert results["retrieval_reranked"]["image_to_text"] == expected["image_to_text"]
     assert results["retrieval_reranked"]["text_to_image"] == expected["text_to_image"]
+    # the combined score: the head's log-probability plus the contrastive logit (scale * cosine)
+    similarity = F.normalize(tensors["x"], dim=-1) @ F.normalize(tensors["text"], dim=-1).T
+    combined = F.logsigmoid(full) + aligner.contrastive_scale() * similarity
+    expected = bidirectional_retrieval(None, None, torch.arange(N), torch.arange(N), similarity=combined)
+    reranked = results["retrieval_reranked_combined"]
+    assert reranked["image_to_text"] == expected["image_to_text"] and reranked["k"] == N
+    assert reranked["text_to_image"] == expected["text_to_image"] and "log_sigmoid" in reranked["score"]
 
 
 def test_gram_ranks_a_caption_in_the_span_of_its_modalities_first():
@@ -219,11 +266,12 @@ def test_sections_present_exactly_for_methods_with_a_match_head(method):
     torch.manual_seed(0)
     aligner = build_aligner(settings["spec"], test_set.dims, bacl=settings["bacl"], transformer=settings["transformer"])
     results = evaluate(aligner, test_set, rerank_k=4)
-    match_sections = {"retrieval_reranked", "boundary_match_head", "ael"}
+    match_sections = {"retrieval_reranked", "retrieval_reranked_combined", "boundary_match_head", "ael", "attention"}
     assert set(results) == {"n", "distinct_captions", "retrieval", "boundary", "multiple_choice"} | (
         match_sections if method in MATCH_HEAD else set())
     if method in MATCH_HEAD:
-        assert set(results["ael"]) == {"ael", "n", "chance", "eligible_tokens_mean"} and 0.0 <= results["ael"]["ael"] <= 1.0
+        assert set(results["ael"]) == {"ael", "n", "chance", "frozen_reference", "eligible_tokens_mean"}
+        assert 0.0 <= results["ael"]["ael"] <= 1.0
         # the same results whatever the match-head batch size
         assert flat(evaluate(aligner, test_set, rerank_k=4, batch_size=5)) == pytest.approx(flat(results))
 

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from bacl.metrics import (
     aggregate_seeds,
     ael_chance_level,
+    attention_diagnostics,
     attention_error_localization,
     bidirectional_retrieval,
     boundary_accuracy,
+    boundary_chance,
     mean_std,
     multiple_choice_accuracy,
     rerank_topk,
@@ -386,3 +388,37 @@ def test_multiple_choice_rejects_bad_input():
         multiple_choice_accuracy(torch.zeros(2, 3), [0, 3])
     with pytest.raises(ValueError, match="threshold"):
         multiple_choice_accuracy(torch.zeros(2, 3), [0, 1], threshold=float("inf"))
+
+
+def test_boundary_chance_levels():
+    """0.5 per pair; beating all M negatives: mean 0.5^M (independent comparisons) and mean
+    1/(M+1) (exchangeable scores); and the shuffled scorer of random scores lands at the latter."""
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    assert boundary_chance(mask) == {"pairwise": 0.5, "accuracy": pytest.approx((0.125 + 0.5) / 2),
+                                     "accuracy_exchangeable": pytest.approx((1 / 4 + 1 / 2) / 2)}
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(20_000, 4, generator=gen)  # exchangeable: true caption and 3 negatives alike
+    measured = boundary_accuracy(scores[:, 0], scores[:, 1:], torch.zeros(20_000, 3, dtype=torch.long),
+                                 type_names=["any"])["accuracy"]
+    assert measured == pytest.approx(boundary_chance(torch.ones(20_000, 3, dtype=torch.bool))["accuracy_exchangeable"],
+                                     abs=0.01)
+    with pytest.raises(ValueError, match="negative_mask"):
+        boundary_chance(torch.tensor([[True, False], [False, False]]))
+
+
+def test_attention_diagnostics_separate_localised_change_from_sharpening():
+    """A negative whose attention changes only at its wrong token has all its divergence there;
+    sharper maps have lower entropy."""
+    uniform = torch.full((2, 3, 4), 0.25)
+    negative = uniform.clone()
+    negative[:, 1] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    wrong = torch.tensor([[False, True, False]] * 2)
+    eligible = torch.ones(2, 3, dtype=torch.bool)
+    context = torch.ones(2, 4, dtype=torch.bool)
+    out = attention_diagnostics(uniform, negative, wrong, eligible, context)
+    assert out == {"entropy": pytest.approx(math.log(4)), "max_entropy": pytest.approx(math.log(4)),
+                   "divergence_wrong": pytest.approx(1.5), "divergence_other": 0.0}
+    sharp = attention_diagnostics(negative, negative, wrong, eligible, context)
+    assert sharp["entropy"] < out["entropy"] and sharp["divergence_wrong"] == 0.0
+    with pytest.raises(ValueError, match="wrong"):
+        attention_diagnostics(uniform, negative, wrong[:, :2], eligible, context)

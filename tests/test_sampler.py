@@ -227,3 +227,21 @@ def test_bad_candidate_mask():
 def test_schedule_object_is_used():
     schedule = CurriculumSchedule(1.0, -1.0, 3.0)
     assert BoundarySampler(schedule=schedule).schedule is schedule
+
+
+@given(st.integers(0, 10_000), st.floats(0.0, 1.0))
+def test_draw_carries_its_logits_and_the_positives_logit(seed, progress):
+    """The sampling correction's inputs: the logits the draw sampled from (their softmax is the
+    draw's distribution) and the positive's logit as a candidate, the priority the sampler gives the
+    positive itself where the curriculum term vanishes (BS = 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    anchor, positive = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    candidates = torch.randn(5, 6, 4, generator=gen)
+    sampler = BoundarySampler(num_negatives=3, hidden_dim=8)
+    draw = sampler(anchor, positive, candidates, progress, generator=gen)
+    assert not draw.logits.requires_grad and not draw.positive_logit.requires_grad
+    torch.testing.assert_close(torch.softmax(draw.logits, -1), draw.probabilities)
+    recorded = []
+    sampler.priorities = lambda features: recorded.append(BoundarySampler.priorities(sampler, features)) or recorded[-1]
+    sampler(anchor, positive, positive[:, None].expand(-1, 6, -1), progress)
+    torch.testing.assert_close(draw.positive_logit, recorded[0][:, 0])

@@ -32,7 +32,7 @@ from theory.sims.curves import (  # noqa: E402
     log_quadratic_difference,
     log_quadratic_fit,
 )
-from theory.sims.draws import RecordingSampler, draw_negatives, gumbel_top_k, uniform_subset  # noqa: E402
+from theory.sims.draws import draw_negatives, gumbel_top_k, uniform_subset  # noqa: E402
 from theory.sims.experiments import run_arms  # noqa: E402
 from theory.sims.model import BoundaryPoolModel  # noqa: E402
 from theory.sims.report import VERDICTS, validate_verdicts, verdict_entry  # noqa: E402
@@ -177,19 +177,6 @@ def _embeddings(seed, batch=6, pool=7):
     generator = torch.Generator().manual_seed(seed)
     return (torch.randn(batch, 4, generator=generator), torch.randn(batch, 4, generator=generator),
             torch.randn(batch, pool, 4, generator=generator))
-
-
-@settings(deadline=None, max_examples=20)
-@given(st.integers(0, 10_000), st.floats(0.0, 1.0))
-def test_recording_sampler_rebuilds_the_logits_of_its_draw(seed, progress):
-    anchor, positive, candidates = _embeddings(seed)
-    sampler = RecordingSampler(num_negatives=3, hidden_dim=8)
-    draw = sampler(anchor, positive, candidates, progress, generator=torch.Generator().manual_seed(seed))
-    logits, positive_logit = sampler.correction_inputs(draw.alpha, draw.probabilities)
-    torch.testing.assert_close(torch.softmax(logits, -1), draw.probabilities)
-    # The positive's logit is the priority the sampler gives the positive itself as a candidate.
-    sampler(anchor, positive, positive[:, None].expand(-1, 3, -1), progress)
-    torch.testing.assert_close(positive_logit, sampler.last_priority[:, 0])
 
 
 def test_curriculum_arm_draws_like_boundary_sampler_without_its_policy():

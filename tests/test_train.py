@@ -112,7 +112,7 @@ def test_batch_gathers_the_candidate_pools():
     torch.testing.assert_close(embedded[1, 2], features["text"][features["text_neighbours"][0, 2]], rtol=0, atol=0)
     torch.testing.assert_close(batch.candidate_x.embeddings()[2], features["x"][features["x_neighbours"][7, :5]])
     # candidate tokens stay in the stored dtype (fp16 in the cache): the loss casts the ones it picks
-    tokens, mask = batch.candidate_text.tokens(torch.tensor([0, 2]), torch.tensor([4, 1]))
+    tokens, mask, ids = batch.candidate_text.tokens(torch.tensor([0, 2]), torch.tensor([4, 1]))
     neighbours = features["text_neighbours"][[3, 7], [4, 1]]
     assert tokens.dtype == features["text_tokens"].dtype
     assert torch.equal(tokens, features["text_tokens"][neighbours])

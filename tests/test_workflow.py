@@ -93,7 +93,8 @@ def test_smoke_pipeline_killed_rerun_completes_then_nothing_left_to_do(tmp_path)
     assert (tmp_path / "theory" / "verdicts.json").is_file()
     from bacl.featureset import FeatureSet
 
-    shares = FeatureSet.load(tmp_path / "results/features/image_text/train_pools.safetensors").meta["sibling_shares"]
+    features = tmp_path / "results/features/image_text"
+    shares = FeatureSet.load(features / "train.safetensors", features / "train_pools.safetensors").meta["sibling_shares"]
     assert shares.keys() == {"text_neighbours", "x_neighbours"}
     assert all(0 <= share["one_edit"] <= share["same_group"] <= 1 for share in shares.values())
     assert not list(tmp_path.rglob(".*.tmp-*")), "a temporary file was left behind"

@@ -23,6 +23,7 @@ __all__ = [
     "CrossModalOutput",
     "CrossModalTransformer",
     "attention_divergence",
+    "check_attention_maps",
     "contrastive_local_attention_loss",
     "most_divergent_token",
 ]
@@ -202,9 +203,10 @@ class CrossModalTransformer(nn.Module):
         )
 
 
-def _check_attention_pair(attn_pos, attn_neg) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate the two maps; return them in at least float32, because half-precision maps (from
-    autocast) would otherwise be ranked and logged with 2-3 significant digits."""
+def check_attention_maps(attn_pos, attn_neg, same_shape: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate two (B, L, Lc) attention maps (finite probabilities, same device; the same shape,
+    or with ``same_shape=False`` the same B and Lc); return them in at least float32, because
+    half-precision maps (from autocast) would otherwise be ranked and logged with 2-3 digits."""
     for name, attention in (("attn_pos", attn_pos), ("attn_neg", attn_neg)):
         check_finite(name, attention)
         if attention.dim() != 3 or 0 in attention.shape:
@@ -212,7 +214,8 @@ def _check_attention_pair(attn_pos, attn_neg) -> tuple[torch.Tensor, torch.Tenso
         low, high = attention.min().item(), attention.max().item()
         if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
             raise ValueError(f"{name} must hold probabilities in [0, 1], got values in [{low:.4g}, {high:.4g}]")
-    if attn_neg.shape != attn_pos.shape:
+    compared = (0, 1, 2) if same_shape else (0, 2)
+    if any(attn_neg.shape[d] != attn_pos.shape[d] for d in compared):
         raise ValueError(f"attn_neg has shape {tuple(attn_neg.shape)}, attn_pos has {tuple(attn_pos.shape)}")
     if attn_neg.device != attn_pos.device:
         raise ValueError(f"attn_neg is on {attn_neg.device}, attn_pos is on {attn_pos.device}")
@@ -232,7 +235,7 @@ def attention_divergence(attn_pos: torch.Tensor, attn_neg: torch.Tensor,
         attn_pos, attn_neg: (B, Lt, Lc) cross-attention of the positive and the negative pair.
         mask: optional (B, Lt, Lc) bool, True for a valid (text token, context token) pair.
     """
-    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    attn_pos, attn_neg = check_attention_maps(attn_pos, attn_neg)
     mask = _check_mask("mask", mask, attn_pos.shape, attn_pos.device)
     return _masked_divergence(attn_pos, attn_neg, mask)
 
@@ -261,7 +264,7 @@ def contrastive_local_attention_loss(attn_pos: torch.Tensor, attn_neg: torch.Ten
             omega_index (B, omega_size) flat indices into Lt * Lc (-1 in unused slots),
             divergence (B, Lt, Lc) the masked dA.
     """
-    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    attn_pos, attn_neg = check_attention_maps(attn_pos, attn_neg)
     beta = check_positive_number("beta", beta, allow_zero=True)
     omega_size = _check_positive_int("omega_size", omega_size)
     eps = check_positive_number("eps", eps)
@@ -295,7 +298,7 @@ def most_divergent_token(attn_pos: torch.Tensor, attn_neg: torch.Tensor,
         attn_pos, attn_neg: (B, Lt, Lc) cross-attention of the positive and the negative pair.
         text_mask: optional (B, Lt) bool, True for a text token valid in both captions.
     """
-    attn_pos, attn_neg = _check_attention_pair(attn_pos, attn_neg)
+    attn_pos, attn_neg = check_attention_maps(attn_pos, attn_neg)
     text_mask = _check_mask("text_mask", text_mask, attn_pos.shape[:2], attn_pos.device)
     _check_every_sample_has_one("text_mask", text_mask)
     per_token = (attn_pos - attn_neg).abs().sum(-1)

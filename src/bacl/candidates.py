@@ -9,8 +9,8 @@ needs three things of them, each at its own cost:
   ``no_grad`` anyway (:meth:`CandidatePool.embeddings`; each distinct store row is embedded once);
 * the embeddings of the K drawn candidates **with gradient**: their logits join the InfoNCE
   denominators (:meth:`CandidatePool.embed` re-embeds only those);
-* the token features of CLA's one negative per anchor (:meth:`CandidatePool.tokens`, indexed from
-  the store, never a (B, P, L, D) copy).
+* the token features (and token ids) of the negatives the cross-modal Transformer reads
+  (:meth:`CandidatePool.tokens`, indexed from the store, never a (B, P, L, D) copy).
 
 The gradient is that of embedding the whole pool with gradient and gathering the drawn (the
 other candidates never reach a loss term with gradient), without the B x P backward pass.
@@ -45,15 +45,16 @@ class CandidatePool:
             None when ``features`` already are the embeddings.
         mask: optional (B, P) bool, True where a candidate is admissible.
         tokens: optional (N, L, Dt) token features of the store, any float dtype (cast by the
-            user after selection); token_mask: optional (N, L) bool, True for a real token.
+            user after selection); token_mask: optional (N, L) bool, True for a real token;
+            token_ids: optional (N, L) integer ids of those tokens (discriminative CLA aligns them).
         device: where the embeddings and tokens are returned (default: the store's device).
         dtype: the selected features are cast to it before ``encode`` (None: kept as stored).
     """
 
     def __init__(self, rows: torch.Tensor, features: torch.Tensor, *, encode: Callable | None = None,
                  mask: torch.Tensor | None = None, tokens: torch.Tensor | None = None,
-                 token_mask: torch.Tensor | None = None, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None):
+                 token_mask: torch.Tensor | None = None, token_ids: torch.Tensor | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.is_floating_point() or rows.dtype == torch.bool:
             raise ValueError(f"rows must be a (B, P) integer tensor, got {_describe(rows)}")
         if not isinstance(features, torch.Tensor) or features.dim() != 2:
@@ -71,31 +72,38 @@ class CandidatePool:
                                        or token_mask.dtype != torch.bool or token_mask.shape != tokens.shape[:-1]):
             expected = "tokens to go with it" if tokens is None else f"a bool tensor of shape {tuple(tokens.shape[:-1])}"
             raise ValueError(f"token_mask needs {expected}, got {_describe(token_mask)}")
+        if token_ids is not None and (tokens is None or not isinstance(token_ids, torch.Tensor)
+                                      or token_ids.is_floating_point() or token_ids.shape != tokens.shape[:-1]):
+            expected = "tokens to go with them" if tokens is None else f"an integer tensor of shape {tuple(tokens.shape[:-1])}"
+            raise ValueError(f"token_ids need {expected}, got {_describe(token_ids)}")
         self.rows, self.features, self.encode = rows, features, encode
-        self.tokens_store, self.token_mask_store = tokens, token_mask
+        self.tokens_store, self.token_mask_store, self.token_ids_store = tokens, token_mask, token_ids
         self.device = torch.device(device) if device is not None else features.device
         self.mask = None if mask is None else mask.to(self.device)
         self.dtype = dtype
 
     @classmethod
     def from_tensors(cls, embeddings: torch.Tensor, batch: int, mask: torch.Tensor | None = None,
-                     tokens: torch.Tensor | None = None, token_mask: torch.Tensor | None = None) -> "CandidatePool":
+                     tokens: torch.Tensor | None = None, token_mask: torch.Tensor | None = None,
+                     token_ids: torch.Tensor | None = None) -> "CandidatePool":
         """A pool of ``batch`` anchors from tensors: per-anchor embeddings (B, P, D) or a shared pool
-        (P, D); gradient flows to the drawn ones. Tokens (B, P, L, Dt) or (P, L, Dt), token_mask
-        (B, P, L) or (P, L), mask (B, P); BACLLoss checks their shapes and values."""
+        (P, D); gradient flows to the drawn ones. Tokens (B, P, L, Dt) or (P, L, Dt), token_mask and
+        token_ids (B, P, L) or (P, L), mask (B, P); BACLLoss checks their shapes and values."""
         if embeddings.dim() == 2:  # a shared pool: every anchor's rows are the same P
             rows = torch.arange(embeddings.shape[0], device=embeddings.device).expand(batch, -1)
-            return cls._unchecked(rows, embeddings, mask=mask, tokens=tokens, token_mask=token_mask)
+            return cls._unchecked(rows, embeddings, mask=mask, tokens=tokens, token_mask=token_mask, token_ids=token_ids)
         pool = embeddings.shape[1]
         flat = lambda t: None if t is None else t.reshape(-1, *t.shape[2:])  # noqa: E731
         rows = torch.arange(embeddings.shape[0] * pool, device=embeddings.device).view(-1, pool)
-        return cls._unchecked(rows, flat(embeddings), mask=mask, tokens=flat(tokens), token_mask=flat(token_mask))
+        return cls._unchecked(rows, flat(embeddings), mask=mask, tokens=flat(tokens), token_mask=flat(token_mask),
+                              token_ids=flat(token_ids))
 
     @classmethod
     def _unchecked(cls, rows, features, **fields) -> "CandidatePool":
         pool = cls.__new__(cls)
         pool.rows, pool.features, pool.encode = rows, features, fields.get("encode")
         pool.tokens_store, pool.token_mask_store = fields.get("tokens"), fields.get("token_mask")
+        pool.token_ids_store = fields.get("token_ids")
         pool.device, pool.mask, pool.dtype = features.device, fields.get("mask"), None
         return pool
 
@@ -134,14 +142,14 @@ class CandidatePool:
         """(B, K, D) embeddings, with gradient, of the candidates at pool positions ``index`` (B, K)."""
         return self._embed_rows(self.rows.gather(1, index.to(self.rows.device)))
 
-    def tokens(self, anchors: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Tokens (n, L, Dt) in the store's dtype and token mask (n, L) (None without one) of the
-        candidates at pool positions ``index`` (n,) of anchors ``anchors`` (n,)."""
+    def tokens(self, anchors: torch.Tensor, index: torch.Tensor):
+        """Tokens (n, L, Dt) in the store's dtype, token mask (n, L) and token ids (n, L) (each None
+        without one in the store) of the candidates at pool positions ``index`` (n,) of ``anchors`` (n,)."""
         if self.tokens_store is None:
             raise ValueError("the candidate pool has no tokens")
         rows = self.rows[anchors.to(self.rows.device), index.to(self.rows.device)].to(self.tokens_store.device)
-        mask = None if self.token_mask_store is None else self.token_mask_store[rows].to(self.device)
-        return self.tokens_store[rows].to(self.device), mask
+        read = lambda store: None if store is None else store[rows].to(self.device)  # noqa: E731
+        return read(self.tokens_store), read(self.token_mask_store), read(self.token_ids_store)
 
 
 class ScoredPool(NamedTuple):
@@ -173,13 +181,14 @@ class ScoredPool(NamedTuple):
         return cls(candidates, embeddings if candidates is None else None, mask, similarities)
 
 
-def candidate_pool(name: str, pool, anchor, features=None, mask=None, tokens=None, token_mask=None):
+def candidate_pool(name: str, pool, anchor, features=None, mask=None, tokens=None, token_mask=None, token_ids=None):
     """One direction's CandidatePool from either form of BACLLoss's arguments (see its forward)."""
     if pool is not None:
         if not isinstance(pool, CandidatePool):
             raise ValueError(f"{name} must be a CandidatePool, got {type(pool).__name__}")
         given = [f"{name}_{arg}" for arg, value in (("features", features), ("mask", mask), ("tokens", tokens),
-                                                    ("token_mask", token_mask)) if value is not None]
+                                                    ("token_mask", token_mask), ("token_ids", token_ids))
+                 if value is not None]
         if given:
             raise ValueError(f"{name} is a CandidatePool, which holds its own features, mask and tokens: "
                              f"{', '.join(given)} must be None")
@@ -195,8 +204,13 @@ def candidate_pool(name: str, pool, anchor, features=None, mask=None, tokens=Non
             raise ValueError(f"{name}_tokens must have shape {(*expected, 'Lt', 'Dt')}, got {got}")
         if token_mask is not None:
             checked_token_mask(token_mask, tokens, f"{name}_token_mask")
+        if token_ids is not None and (not isinstance(token_ids, torch.Tensor) or token_ids.is_floating_point()
+                                      or token_ids.shape != tokens.shape[:-1]):
+            raise ValueError(f"{name}_token_ids must be an integer tensor of shape {tuple(tokens.shape[:-1])}, "
+                             f"got {_describe(token_ids)}")
     return CandidatePool.from_tensors(features, anchor.shape[0], mask=mask, tokens=tokens,
-                                      token_mask=None if tokens is None else token_mask)
+                                      token_mask=None if tokens is None else token_mask,
+                                      token_ids=None if tokens is None else token_ids)
 
 
 def _describe(value) -> str:

@@ -1,6 +1,6 @@
 """``python -m bacl ...``: the only place that parses arguments.
 
-    python -m bacl train    --config C --method M --train FEATURES --out DIR [--seed S]
+    python -m bacl train    --config C --method M --train FEATURES [--val FEATURES] --out DIR [--seed S]
     python -m bacl evaluate --config C --method M --test FEATURES... --weights W --out RESULT.json...
 
 Everything is validated (config, method, files) before any compute; an invalid value exits with
@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         "train", help="train one method on one cached training split", formatter_class=formatter,
         description=f"Train one method (a key of the config's `methods`) on one training split.\n\n"
                     f"Writes into --out: {FINAL_WEIGHTS} (the trained heads), {METRICS_LOG} (the losses\n"
-                    f"every `train.log_every` steps), summary.json, and {CHECKPOINT} while it runs: an\n"
+                    f"every `train.log_every` steps and, with --val, the validation curve every\n"
+                    f"`train.validate_every` steps), summary.json, and {CHECKPOINT} while it runs: an\n"
                     "interrupted run started again with the same arguments resumes from it.")
     evaluate = commands.add_parser(
         "evaluate", help="evaluate one method's trained weights on cached test splits", formatter_class=formatter,
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="feature set of the training split (.safetensors)")
     train.add_argument("--pools", type=Path, metavar="POOLS",
                        help="BNS candidate pools of that split (.safetensors); needed by methods with bns")
+    train.add_argument("--val", type=Path, metavar="FEATURES",
+                       help="feature set of the validation split (.safetensors): val R@1 (and a match head's "
+                            "boundary accuracy) in the metrics log while training; the weights do not depend on it")
     train.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder (created)")
     train.add_argument("--seed", type=int, default=0, help="training seed: batch order, draws, init (default: 0)")
     # Several splits in one call share the process start and the weights load (a few seconds each).
@@ -126,14 +130,18 @@ def _train(args, config) -> dict:
     from .train import TrainSettings, train
 
     features = FeatureSet.load(args.train, *([args.pools] if args.pools else []))
+    val_set = FeatureSet.load(args.val) if args.val else None
+    if val_set is not None and val_set.dims != features.dims:
+        raise ValueError(f"--val {args.val} has feature widths {val_set.dims}, --train {args.train} has {features.dims}")
     aligner, settings = _build(config, args.method, features, args.seed)
     if settings["spec"]["aligner"] == "zero_shot":
         raise ValueError(f"method {args.method!r} is zero_shot: it has nothing to train")
     train_settings = TrainSettings(**settings["train"], seed=args.seed, device=config["device"],
                                    pool_size=config["index"]["pool_size"])
     summary = train(aligner, features, train_settings, args.out, progress=not args.quiet,
-                    identity={"method": args.method, **settings})
-    summary.update(method=args.method, config=config["name"], features=str(args.train))
+                    identity={"method": args.method, **settings}, val_set=val_set)
+    summary.update(method=args.method, config=config["name"], features=str(args.train),
+                   val=None if args.val is None else str(args.val))
     if summary.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
         _atomic_json(args.out / "summary.json", summary)
     return summary

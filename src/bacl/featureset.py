@@ -127,6 +127,7 @@ class FeatureSet:
             x=self._float("x", index), text=self._float("text", index),
             x_tokens=self._get("x_tokens", index), x_token_mask=self._get("x_token_mask", index),
             text_tokens=self._get("text_tokens", index), text_token_mask=self._get("text_token_mask", index),
+            text_token_ids=self._get("text_token_ids", index),
             modalities={name: self._float(f"modality_{name}", index) for name in self.modality_names},
         )
         if candidates:
@@ -137,7 +138,8 @@ class FeatureSet:
             pool = slice(None, pool_size)
             batch.candidate_text = CandidatePool(
                 self.tensors["text_neighbours"][index][:, pool], self.tensors["text"], dtype=torch.float32,
-                tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"))
+                tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"),
+                token_ids=self.tensors.get("text_token_ids"))
             batch.candidate_x = CandidatePool(self.tensors["x_neighbours"][index][:, pool], self.tensors["x"],
                                               dtype=torch.float32)
         return batch

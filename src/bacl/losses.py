@@ -5,10 +5,14 @@
 * ``L_contrast`` is CLIP's symmetric InfoNCE. With BNS on, the K negatives drawn per anchor by
   :class:`~bacl.sampler.BoundarySampler` enter each anchor's softmax denominator as extra terms
   ``log(negative_weight * w_k) + logit_k``, in both directions (image->text, text->image).
-* ``L_local`` is CLA (:func:`~bacl.attention.contrastive_local_attention_loss`) on the
-  cross-modal Transformer's attention for the positive pair and for the hardest BNS negative.
-* ``L_match`` trains the same Transformer's match head (positive vs that negative, binary
-  cross-entropy); without it the Transformer whose attention CLA shapes would have no task.
+* ``L_match`` trains the cross-modal Transformer's match head on a list per image anchor: its
+  positive caption and K negatives of the method's own sampler — with BNS, drawn by the same
+  sampler and curriculum from the retrieved pool *and the batch* (``match_pool``), so the list
+  holds easy in-batch negatives early and retrieved boundary negatives late; without BNS, uniform
+  in-batch draws — listwise cross-entropy by default (:mod:`bacl.matching`).
+* ``L_local`` is CLA on the same lists: the positive's attention against each negative's, in the
+  discriminative reading (:mod:`bacl.discriminative_cla`, attention that differs where the
+  captions differ) or the literal formula (:func:`~bacl.attention.contrastive_local_attention_loss`).
 * ``L_policy`` is the sampler's own objective; only the policy receives its gradient.
 
 With ``use_bns=False, use_cla=False`` the loss is exactly ``ClipLoss``. In ``output_dict`` mode
@@ -23,13 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import CrossModalTransformer, contrastive_local_attention_loss
-from .candidates import CandidatePool, ScoredPool, candidate_pool
+from .attention import CrossModalTransformer
+from .candidates import CandidatePool, candidate_pool
 from .distributed import gather_features
+from .matching import CLA_FORMS, MATCH_OBJECTIVES, local_loss, match_loss, score_match_list
+from .negative_pool import NegativePool
 from .sampler import BoundarySampler
+from .sampling_correction import sampling_correction as sampling_log_correction
 from .validation import check_floating, check_matrix, check_positive_number, checked_token_mask
 
-__all__ = ["BACLLoss", "contrastive_logits_loss"]
+__all__ = ["BACLLoss", "MATCH_POOLS", "contrastive_logits_loss"]
+
+MATCH_POOLS = ("retrieved_and_batch", "retrieved")
 
 
 def contrastive_logits_loss(logits: torch.Tensor, labels: torch.Tensor, extra_logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,10 +59,27 @@ class BACLLoss(nn.Module):
         cross_modal: the cross-modal Transformer; required when ``use_cla``.
         lambda_local: weight of L_local; 0.3 as in the paper.
         lambda_match: weight of L_match; 1.0, the weight ALBEF/BLIP give their matching loss.
-        beta: CLA amplification of divergent attention, ``A_b = A- * (1 + beta * dA)``.
-        omega_size: |Omega|, the number of most divergent (text token, context token) pairs.
+        match_objective: ``"listwise"`` (cross-entropy over the positive and its K negatives) or
+            ``"hardest_bce"`` (BCE of the positive vs the largest-BS negative: the first reading).
+        match_negatives: without BNS, uniform in-batch negatives per anchor for the match list
+            (retrieved ones with ``match_pool="retrieved"``); 4, the sampler's default K (with BNS
+            the K drawn negatives are the list).
+        match_pool: where the match list's negatives come from: ``"retrieved_and_batch"`` (with
+            BNS a second draw of the sampler, under the same curriculum, over the retrieved
+            candidates and the batch) or ``"retrieved"`` (the contrastive term's own BNS draws:
+            the first reading); without retrieved candidates the batch is the pool either way.
+        cla_form: ``"discriminative"`` (needs token ids) or ``"literal"``.
+        cla_temperature: tau of the discriminative form; 0.1 gives its TV in [0, 1] a 10-nat range.
+        beta: literal CLA's amplification of divergent attention, ``A_b = A- * (1 + beta * dA)``.
+        omega_size: literal CLA's |Omega|, the number of most divergent (token, context) pairs.
         negative_weight: multiplies each drawn negative's term in the denominator; 1 counts a
             drawn negative once more on top of its in-batch term (an up-weighting, as in HCL).
+        sampling_correction: beyond the paper, off by default. The drawn negatives leave the
+            in-batch softmax and form their own term, ``drawn_set_loss``: a softmax over the positive
+            and the K drawn, each drawn logit plus McFadden's log-correction of the Gumbel-top-k
+            draw (:mod:`bacl.sampling_correction`), which makes it the exact conditional likelihood
+            of the positive given the drawn set (theory/: the corrected arm converges to the
+            full-softmax optimum where the plain one does not). Needs BNS and negative_weight 1.
         cla_anchors: compute the CLA and match terms on at most this many anchors per step (the
             first of the batch, which training shuffles); None, all. Bounds the Transformer's cost.
         local_loss, gather_with_grad, cache_labels, rank, world_size: as in ``ClipLoss``.
@@ -67,9 +93,15 @@ class BACLLoss(nn.Module):
         cross_modal: CrossModalTransformer | None = None,
         lambda_local: float = 0.3,
         lambda_match: float = 1.0,
+        match_objective: str = "listwise",
+        match_negatives: int = 4,
+        match_pool: str = "retrieved_and_batch",
+        cla_form: str = "discriminative",
+        cla_temperature: float = 0.1,
         beta: float = 1.0,
         omega_size: int = 8,
         negative_weight: float = 1.0,
+        sampling_correction: bool = False,
         cla_anchors: int | None = None,
         local_loss: bool = False,
         gather_with_grad: bool = False,
@@ -88,12 +120,27 @@ class BACLLoss(nn.Module):
         self.lambda_local = check_positive_number("lambda_local", lambda_local, allow_zero=True)
         self.lambda_match = check_positive_number("lambda_match", lambda_match, allow_zero=True)
         self.beta = check_positive_number("beta", beta, allow_zero=True)
+        for name, value, choices in (("match_objective", match_objective, MATCH_OBJECTIVES),
+                                     ("match_pool", match_pool, MATCH_POOLS), ("cla_form", cla_form, CLA_FORMS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        self.match_objective, self.match_pool, self.cla_form = match_objective, match_pool, cla_form
+        if isinstance(match_negatives, bool) or not isinstance(match_negatives, int) or match_negatives < 1:
+            raise ValueError(f"match_negatives must be a positive integer, got {match_negatives!r}")
+        self.match_negatives = match_negatives
+        self.cla_temperature = check_positive_number("cla_temperature", cla_temperature)
         if isinstance(omega_size, bool) or not isinstance(omega_size, int) or omega_size < 1:
             raise ValueError(f"omega_size must be a positive integer, got {omega_size!r}")
         self.omega_size = omega_size
         if cla_anchors is not None and (isinstance(cla_anchors, bool) or not isinstance(cla_anchors, int) or cla_anchors < 1):
             raise ValueError(f"cla_anchors must be a positive integer or None, got {cla_anchors!r}")
         self.cla_anchors = cla_anchors
+        if not isinstance(sampling_correction, bool):
+            raise ValueError(f"sampling_correction must be a bool, got {sampling_correction!r}")
+        if sampling_correction and (not use_bns or negative_weight != 1.0):
+            raise ValueError("sampling_correction needs use_bns=True and negative_weight=1 (the correction "
+                             f"is the draw's own; got use_bns={use_bns}, negative_weight={negative_weight})")
+        self.sampling_correction = sampling_correction
         self.log_negative_weight = float(torch.log(torch.tensor(check_positive_number("negative_weight", negative_weight))))
         self.local_loss, self.gather_with_grad, self.cache_labels = local_loss, gather_with_grad, cache_labels
         self.rank, self.world_size = rank, world_size
@@ -138,6 +185,8 @@ class BACLLoss(nn.Module):
         text_token_mask: torch.Tensor | None = None,
         candidate_text_tokens: torch.Tensor | None = None,
         candidate_text_token_mask: torch.Tensor | None = None,
+        text_token_ids: torch.Tensor | None = None,
+        candidate_text_token_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         output_dict: bool = False,
     ):
@@ -169,6 +218,9 @@ class BACLLoss(nn.Module):
             candidate_text_tokens: (B, P, Lt, Dt) tokens of the retrieved text candidates, needed
                 for CLA when ``candidate_text_features`` is given (any float dtype, like
                 ``text_tokens``); mask (B, P, Lt).
+            text_token_ids: (B, Lt) integer token ids of the captions (those the text tower
+                read), for the discriminative CLA's token alignment; candidate_text_token_ids:
+                (B, P, Lt') those of the retrieved text candidates.
             generator: torch.Generator for the Gumbel noise (reproducible draws).
             output_dict: return the weighted terms in a dict instead of their sum.
         """
@@ -179,7 +231,8 @@ class BACLLoss(nn.Module):
                 f"text_features has shape {tuple(text_features.shape)}, image_features {tuple(image_features.shape)}"
             )
         text_candidates = candidate_pool("candidate_text", candidate_text, image_features, candidate_text_features,
-                                          candidate_text_mask, candidate_text_tokens, candidate_text_token_mask)
+                                          candidate_text_mask, candidate_text_tokens, candidate_text_token_mask,
+                                          candidate_text_token_ids)
         image_candidates = candidate_pool("candidate_image", candidate_image, text_features, candidate_image_features,
                                            candidate_image_mask)
         all_image, all_text = gather_features(
@@ -194,100 +247,109 @@ class BACLLoss(nn.Module):
         offset = self.rank * image_features.shape[0] if self.world_size > 1 else 0
         anchor_labels = torch.arange(image_features.shape[0], device=image_features.device) + offset
 
+        local = (offset, offset + image_features.shape[0])
         extra_image = extra_text = None
         draw = text_pool = None
+        if self.use_bns or self.use_cla:
+            text_pool = NegativePool(image_features, text_features, all_text, text_candidates, anchor_labels, local,
+                                     text_tokens, text_token_mask, text_token_ids)
         if self.use_bns:
             if progress is None:
                 raise ValueError("progress (training progress eta in [0, 1]) is required when use_bns=True")
-            text_pool = ScoredPool.of(image_features, text_features, all_text, text_candidates, anchor_labels)
             draw, extra_image = self._extra_negatives(image_features, text_pool, logit_scale, logit_bias, progress,
                                                       generator)
-            image_pool = ScoredPool.of(text_features, image_features, all_image, image_candidates, anchor_labels)
+            image_pool = NegativePool(text_features, image_features, all_image, image_candidates, anchor_labels, local)
             draw_text, extra_text = self._extra_negatives(text_features, image_pool, logit_scale, logit_bias, progress,
                                                           generator)
+            rows, retrieved = text_pool.store_rows(draw.index, draw.valid)
             self.last_draw = {
                 "alpha": draw.alpha,
                 "image_to_text_boundary_score": draw.boundary_score[draw.valid].detach(),
                 "text_to_image_boundary_score": draw_text.boundary_score[draw_text.valid].detach(),
+                # rows of the retrieved store (the training split in bacl.train), valid where retrieved
+                "image_to_text_rows": rows, "image_to_text_valid": retrieved,
             }
+        if self.sampling_correction:  # the drawn set is its own softmax: the positive against the K drawn
+            zeros = torch.zeros_like(labels[: per_image.shape[0]])
+            drawn_set = (contrastive_logits_loss(per_image.gather(1, labels[:, None]), zeros, extra_image)
+                         + contrastive_logits_loss(per_text.gather(1, labels[:, None]), zeros, extra_text)) / 2
+            extra_image = extra_text = None
         losses = {
             "contrastive_loss": (
                 contrastive_logits_loss(per_image, labels, extra_image)
                 + contrastive_logits_loss(per_text, labels, extra_text)
             ) / 2
         }
+        if self.sampling_correction:
+            losses["drawn_set_loss"] = drawn_set
         if self.use_bns:
             losses["policy_loss"] = (draw.policy_loss + draw_text.policy_loss) / 2
         if self.use_cla:
             if image_tokens is None or text_tokens is None:
                 raise ValueError("image_tokens and text_tokens are required when use_cla=True")
-            if text_pool is None:
-                text_pool = ScoredPool.of(image_features, text_features, all_text, text_candidates, anchor_labels)
-            local, match = self._local_terms(image_features, text_features, text_pool, draw, image_tokens,
-                                             image_token_mask, text_tokens, text_token_mask)
-            losses["local_loss"] = self.lambda_local * local
+            match_pool, match_draw = text_pool, draw
+            if self.match_pool == "retrieved_and_batch" and text_pool.batch is None:
+                match_pool = text_pool.with_batch(image_features)
+                if draw is not None:  # the same sampler and curriculum; the policy learns from its own draw only
+                    with torch.no_grad():
+                        match_draw = self.sampler.draw(match_pool.similarities, progress, candidate_mask=match_pool.mask,
+                                                       generator=generator, rank=self.rank, world_size=self.world_size)
+            if match_draw is not None:  # the match list's draws: rows of the store, share retrieved
+                rows, retrieved = match_pool.store_rows(match_draw.index, match_draw.valid)
+                self.last_draw.update(match_rows=rows, match_valid=retrieved,
+                                      match_retrieved_share=retrieved.sum() / match_draw.valid.sum().clamp_min(1))
+            local_term, match = self._local_terms(match_pool, match_draw, image_tokens, image_token_mask, text_tokens,
+                                                  text_token_mask, text_token_ids, generator)
+            losses["local_loss"] = self.lambda_local * local_term
             losses["match_loss"] = self.lambda_match * match
         return losses if output_dict else sum(losses.values())
 
-    def _extra_negatives(self, anchor, pool: ScoredPool, logit_scale, logit_bias, progress, generator):
+    def _extra_negatives(self, anchor, pool: NegativePool, logit_scale, logit_bias, progress, generator):
         draw = self.sampler.draw(pool.similarities, progress, candidate_mask=pool.mask, generator=generator,
                                  rank=self.rank, world_size=self.world_size)
-        # Only the drawn candidates' embeddings carry gradient: a CandidatePool embeds them again.
-        drawn = pool.embeddings[draw.index] if pool.candidates is None else pool.candidates.embed(draw.index)
-        extra = logit_scale * torch.einsum("bd,bkd->bk", anchor, drawn)
+        # Only the drawn candidates' embeddings carry gradient: retrieved ones are embedded again.
+        extra = logit_scale * torch.einsum("bd,bkd->bk", anchor, pool.embed(draw.index))
         if logit_bias is not None:
             extra = extra + logit_bias
+        if self.sampling_correction:
+            extra = extra + sampling_log_correction(draw.logits, draw.index, draw.valid, draw.positive_logit).to(extra.dtype)
         # The weights enter detached: the aligner must not teach the policy to pick easy negatives.
         return draw, extra + self.log_negative_weight + torch.log(draw.weights.detach())
 
-    def _local_terms(self, image_features, text_features, pool: ScoredPool, draw, image_tokens, image_token_mask,
-                     text_tokens, text_token_mask):
-        """CLA and match losses on the positive pair vs the hardest BNS text negative."""
-        batch = image_features.shape[0]
+    def _local_terms(self, pool: NegativePool, draw, image_tokens, image_token_mask, text_tokens, text_token_mask,
+                     text_token_ids, generator):
+        """CLA and match losses on each image anchor's list: its positive and its negatives (:mod:`bacl.matching`)."""
         check_floating("image_tokens", image_tokens)  # their values: by the Transformer, on the rows it sees
         check_floating("text_tokens", text_tokens)
         text_token_mask = checked_token_mask(text_token_mask, text_tokens, "text_token_mask")
         image_token_mask = checked_token_mask(image_token_mask, image_tokens, "image_token_mask")
-        if pool.candidates is not None and pool.candidates.tokens_store is None:
+        if pool.retrieved is not None and pool.retrieved.candidates.tokens_store is None:
             raise ValueError("candidate_text_tokens are required for CLA when candidate_text_features are given")
-        offset = self.rank * batch if self.world_size > 1 else 0
-        with torch.no_grad():
-            score = pool.similarities.boundary_score
-            admissible = torch.ones_like(score, dtype=torch.bool) if pool.mask is None else pool.mask.clone()
-            # A copy of the positive (e.g. a duplicate caption) is never its negative: cos >= 1 - 1e-6
-            # (the candidate's boundary score with the positive as anchor, as boundary_score computes it).
-            own = (F.normalize(text_features, dim=-1) * F.normalize(text_features, dim=-1)).sum(-1, keepdim=True)
-            admissible &= pool.similarities.positive_candidate - own < -1e-6
-            if pool.candidates is None:
-                # In-batch pool: only this rank's texts have token features here.
-                local = torch.zeros_like(admissible)
-                local[:, offset:offset + batch] = True
-                admissible &= local
-            if draw is not None:
-                drawn = torch.zeros_like(admissible).scatter(1, draw.index, draw.valid) & admissible
-                admissible = torch.where(drawn.any(1, keepdim=True), drawn, admissible)
-            hardest = score.masked_fill(~admissible, float("-inf")).argmax(1)
-            has_negative = admissible.any(1)
-        keep = has_negative.nonzero().squeeze(1)[: self.cla_anchors]
+        needs_ids = self.cla_form == "discriminative" and self.lambda_local > 0
+        if needs_ids and text_token_ids is None:
+            raise ValueError("text_token_ids are required for cla_form='discriminative' (token alignment); "
+                             "use cla_form='literal' or pass the captions' token ids")
+        index, valid = pool.match_negatives(draw, self.match_objective, self.match_negatives, generator)
+        keep = valid.any(1).nonzero().squeeze(1)[: self.cla_anchors]
         if keep.numel() == 0:
-            zero = image_features.sum() * 0.0
+            zero = pool.all_positive.sum() * 0.0
             return zero, zero
-        if pool.candidates is None:
-            negative_tokens = text_tokens[hardest[keep] - offset]
-            negative_mask = text_token_mask[hardest[keep] - offset]
-        else:  # only the kept anchors' negatives are read from the store and cast
-            negative_tokens, negative_mask = pool.candidates.tokens(keep, hardest[keep])
-            negative_mask = checked_token_mask(negative_mask, negative_tokens, "candidate_text_token_mask")
+        index, valid = index[keep], valid[keep]
+        pairs = valid.nonzero()
+        negatives, negatives_mask, negative_ids = pool.read_tokens(keep[pairs[:, 0]], index[pairs[:, 0], pairs[:, 1]],
+                                                                  needs_ids)
+        negatives_mask = checked_token_mask(negatives_mask, negatives, "candidate_text_token_mask")
         # Tokens of any float dtype: only the rows the Transformer sees are cast to its dtype.
         dtype = next(self.cross_modal.parameters()).dtype
-        negative_tokens = negative_tokens.to(dtype)
-        image_tokens, image_token_mask = image_tokens[keep].to(dtype), image_token_mask[keep]
-        text_tokens, text_token_mask = text_tokens[keep].to(dtype), text_token_mask[keep]
-        positive_out = self.cross_modal(text_tokens, image_tokens, text_token_mask, image_token_mask)
-        negative_out = self.cross_modal(negative_tokens, image_tokens, negative_mask, image_token_mask)
-        pair_mask = (text_token_mask & negative_mask)[:, :, None] & image_token_mask[:, None, :]
-        local = contrastive_local_attention_loss(
-            positive_out.attention, negative_out.attention, beta=self.beta, omega_size=self.omega_size, mask=pair_mask)
-        match_logits = torch.cat([positive_out.match_logit, negative_out.match_logit])
-        match_targets = torch.cat([torch.ones_like(positive_out.match_logit), torch.zeros_like(negative_out.match_logit)])
-        return local, F.binary_cross_entropy_with_logits(match_logits, match_targets)
+        match_list = score_match_list(self.cross_modal, image_tokens[keep].to(dtype), image_token_mask[keep],
+                                      text_tokens[keep].to(dtype), text_token_mask[keep], negatives.to(dtype),
+                                      negatives_mask, valid)
+        match = match_loss(match_list, self.match_objective)
+        if self.lambda_local == 0:  # nothing to weigh: skip the alignment (and the need for ids)
+            return match_list.logits[:, 0].sum() * 0.0, match
+        local = local_loss(match_list, self.cla_form, image_token_mask[keep], beta=self.beta,
+                           omega_size=self.omega_size, temperature=self.cla_temperature,
+                           positive_ids=None if text_token_ids is None else text_token_ids[keep],
+                           negative_ids=negative_ids)
+        return local, match
+

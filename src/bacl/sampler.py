@@ -169,6 +169,10 @@ class BoundarySample:
         one-hot on the first drawn negative as the Gumbel temperature falls.
     policy_loss: scalar, the policy's objective (only the policy receives its gradient).
     alpha: the curriculum value alpha(eta) used.
+    logits: (B, P) the sampler's logits priority - alpha * BS / T (detached; -inf where
+        inadmissible), and positive_logit: (B,) the logit the positive would get as a candidate (its
+        priority at BS = 0, cosine 1 with itself): the inputs of the sampling correction
+        (:func:`bacl.sampling_correction.sampling_correction`).
     """
 
     index: torch.Tensor
@@ -179,6 +183,8 @@ class BoundarySample:
     relaxed: torch.Tensor
     policy_loss: torch.Tensor
     alpha: float
+    logits: torch.Tensor
+    positive_logit: torch.Tensor
 
 
 class BoundarySampler(nn.Module):
@@ -329,4 +335,17 @@ class BoundarySampler(nn.Module):
             relaxed=relaxed,
             policy_loss=policy_loss,
             alpha=alpha,
+            logits=logits.detach(),
+            positive_logit=self._positive_logit(features[:, 0]),
         )
+
+    @torch.no_grad()
+    def _positive_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,) the logit of each anchor's positive as a candidate, from one candidate's features (B, F):
+        BS 0 (the curriculum term vanishes), its cosine with the anchor, 1 with itself."""
+        features = features.clone()
+        names = {name: i for i, name in enumerate(POLICY_FEATURES)}
+        features[:, names["boundary_score"]] = 0.0
+        features[:, names["anchor_candidate_sim"]] = features[:, names["anchor_positive_sim"]]
+        features[:, names["positive_candidate_sim"]] = 1.0
+        return self.priorities(features[:, None])[:, 0]

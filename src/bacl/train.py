@@ -6,6 +6,10 @@ negatives) from a generator seeded by (seed, step). A checkpoint therefore only 
 optimiser state and the step, and a resumed run ends with exactly the weights and metrics of an
 uninterrupted one. Checkpoints and the metrics log are written atomically (temp file + rename);
 the checkpoint carries the log up to its step, so a resumed run's log is exactly the uninterrupted one.
+
+Given a validation split, a run also records its validation curve in the log (at step 0 and every
+``validate_every`` steps; :mod:`bacl.convergence`), computed on a copy of the model so that the
+weights are the same, bit for bit, with and without it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from tqdm.auto import tqdm
 
 from .aligners import Aligner
 from .atomic import atomic_path
+from .convergence import VALIDATION_POINTS, validation_metrics, validation_subset
 from .featureset import FeatureSet
+from .metrics.siblings import sibling_shares
 from .validation import load_error_reason
 
 __all__ = ["TrainSettings", "train", "step_generator", "CHECKPOINT", "FINAL_WEIGHTS", "METRICS_LOG"]
@@ -45,18 +51,28 @@ class TrainSettings:
     pool_size: int | None = None  # BNS candidates per anchor from the index (None: all stored)
     checkpoint_every: int = 50  # steps between checkpoints: a crash loses at most this much work
     log_every: int = 10  # steps between metric lines
+    validate_every: int | None = None  # steps between validation points; None: steps / VALIDATION_POINTS, rounded up
+    validate_samples: int = 128  # val samples the match head is scored on (~2 pp resolution on pairwise accuracy)
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "validate_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        value = self.validate_every
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"validate_every must be a positive integer or None, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction!r}")
+
+    @property
+    def validation_interval(self) -> int:
+        """Steps between validation points (``validate_every``, or VALIDATION_POINTS per run)."""
+        return self.validate_every or math.ceil(self.steps / VALIDATION_POINTS)
 
 
 def step_generator(seed: int, step: int, device="cpu") -> torch.Generator:
@@ -105,7 +121,8 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_dir: str | Path,
-          progress: bool = True, stop_after: int | None = None, identity: dict | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None, identity: dict | None = None,
+          val_set: FeatureSet | None = None) -> dict:
     """Train ``aligner`` on ``train_set``; write checkpoints, the metrics log and final weights
     to ``out_dir``; resume from ``out_dir``'s checkpoint when it belongs to this run.
 
@@ -114,7 +131,9 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     from but discarded with a warning, so a changed config never continues an old run.
 
     ``stop_after`` ends the run after that many steps without the final weights (used to test
-    resuming). Under torchrun each rank takes its slice of the global batch; the aligner must
+    resuming). With ``val_set`` the log also holds the validation curve (``val_r1``, and
+    ``val_head_pairwise`` for a match head) at step 0, every ``settings.validation_interval``
+    steps and at the last; the summary says how long validation took (``validation_seconds``). Under torchrun each rank takes its slice of the global batch; the aligner must
     have been built with the matching ``distributed`` settings. Returns a summary dict.
     """
     out_dir = Path(out_dir)
@@ -133,7 +152,9 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     start = 0
     checkpoint_path, log_path = out_dir / CHECKPOINT, out_dir / METRICS_LOG
     run_identity = json.dumps({"settings": asdict(settings), "features": train_set.source, "rows": len(train_set),
-                               "meta": train_set.meta, "identity": identity or {}}, sort_keys=True, default=str)
+                               "meta": train_set.meta, "identity": identity or {},
+                               "validation": None if val_set is None else [val_set.source, len(val_set)]},
+                              sort_keys=True, default=str)
     log_lines: list[str] = []  # the metrics log lives in the checkpoint too: Snakemake deletes outputs it reruns
     if rank == 0 and out_dir.is_dir():
         _remove_temporaries(out_dir)
@@ -155,6 +176,9 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    validation = _Validation(val_set, settings) if val_set is not None and rank == 0 else None
+    if validation is not None and start == 0:  # the untrained heads: the curve's start
+        log_lines.append(json.dumps({"step": 0, "progress": 0.0, **validation(aligner)}, sort_keys=True))
     bar = tqdm(range(start, end), initial=start, total=settings.steps, desc=f"train {out_dir.name}",
                disable=not progress or rank != 0, unit="step")
     for step in bar:
@@ -170,13 +194,17 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         optimizer.step()
         schedule.step()
         done = step + 1
+        # progress is the eta this step used, the one its alpha and drawn boundary scores belong to
+        record = {}
         if rank == 0 and (done % settings.log_every == 0 or done == settings.steps):
-            # progress is the eta this step used, the one its alpha and drawn boundary scores belong to
-            record = {"step": done, "progress": step / settings.steps, "loss": loss.item(),
-                      **{k: v.item() for k, v in terms.items()}, "lr": schedule.get_last_lr()[0]}
-            record.update(_draw_statistics(aligner))
-            log_lines.append(json.dumps(record, sort_keys=True))
+            record.update({"step": done, "progress": step / settings.steps, "loss": loss.item(),
+                           **{k: v.item() for k, v in terms.items()}, "lr": schedule.get_last_lr()[0]})
+            record.update(_draw_statistics(aligner, train_set, rows))
             bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if validation is not None and (done % settings.validation_interval == 0 or done == settings.steps):
+            record.update({"step": done, "progress": step / settings.steps, **validation(aligner)})
+        if record:
+            log_lines.append(json.dumps(record, sort_keys=True))
         if rank == 0 and (done % settings.checkpoint_every == 0 or done == end):
             _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
             _atomic_torch_save({"aligner": aligner.state_dict(), "optimizer": optimizer.state_dict(),
@@ -184,7 +212,8 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
                                 "log": log_lines},
                                checkpoint_path)
     summary = {"steps": settings.steps, "resumed_from": start, "seconds": time.perf_counter() - started,
-               "settings": asdict(settings), "world_size": world_size}
+               "settings": asdict(settings), "world_size": world_size,
+               "validation_seconds": None if validation is None else validation.seconds}
     if rank == 0 and end == settings.steps:
         # Also when resuming from a final checkpoint (no step ran): the log is always complete.
         _atomic_write_text(log_path, "\n".join(log_lines) + "\n" if log_lines else "")
@@ -230,14 +259,38 @@ def _check_pools(aligner: Aligner, train_set: FeatureSet, settings: TrainSetting
                          f"(P={pool}, set by index.pool_size)")
 
 
-def _draw_statistics(aligner: Aligner) -> dict:
-    """Curriculum diagnostics of the latest BNS draw: alpha and quantiles of the drawn BS."""
+class _Validation:
+    """The validation points of one run: the val split, its fixed match-head subset, and the time spent."""
+
+    def __init__(self, val_set: FeatureSet, settings: TrainSettings):
+        self.val_set, self.subset = val_set, validation_subset(val_set, settings.validate_samples)
+        self.seconds = 0.0
+
+    def __call__(self, aligner: Aligner) -> dict[str, float]:
+        started = time.perf_counter()
+        metrics = validation_metrics(aligner, self.val_set, self.subset)
+        self.seconds += time.perf_counter() - started
+        return metrics
+
+
+def _draw_statistics(aligner: Aligner, train_set: FeatureSet, rows: torch.Tensor) -> dict:
+    """Curriculum diagnostics of the latest BNS draw (the batch of training rows ``rows`` (B,)):
+    alpha, quantiles of the drawn BS and, where the draw names its rows and the split its sibling
+    groups, the shares of drawn texts in the anchor's group and one edit from its caption."""
     draw = getattr(getattr(aligner, "contrastive", None), "last_draw", None)
     if not draw:
         return {}
     scores = draw["image_to_text_boundary_score"].float()
-    if scores.numel() == 0:
-        return {"alpha": draw["alpha"]}
-    quantiles = torch.quantile(scores, torch.tensor([0.1, 0.5, 0.9], device=scores.device)).tolist()
-    return {"alpha": draw["alpha"], "drawn_bs_mean": scores.mean().item(),
-            "drawn_bs_q10": quantiles[0], "drawn_bs_q50": quantiles[1], "drawn_bs_q90": quantiles[2]}
+    out = {"alpha": draw["alpha"]}
+    if scores.numel():
+        quantiles = torch.quantile(scores, torch.tensor([0.1, 0.5, 0.9], device=scores.device)).tolist()
+        out.update({"drawn_bs_mean": scores.mean().item(), "drawn_bs_q10": quantiles[0],
+                    "drawn_bs_q50": quantiles[1], "drawn_bs_q90": quantiles[2]})
+    # The contrastive term's draws ("drawn_*") and the match list's draws ("match_*", with CLA).
+    for key, name in (("image_to_text", "drawn"), ("match", "match")):
+        if f"{key}_rows" in draw and "sibling_index" in train_set:
+            shares = sibling_shares(draw[f"{key}_rows"].cpu(), train_set["group"], train_set["sibling_index"],
+                                    anchors=rows, valid=draw[f"{key}_valid"].cpu())
+            if shares["entries"]:
+                out.update({f"{name}_same_group": shares["same_group"], f"{name}_one_edit": shares["one_edit"]})
+    return out

@@ -25,18 +25,17 @@ from dataclasses import dataclass
 
 import torch
 
-from bacl.sampler import POLICY_FEATURES, BoundarySampler, boundary_score
+from bacl.sampler import BoundarySampler, boundary_score
 from bacl.sampling_correction import sampling_correction
 
 __all__ = [
-    "ARMS", "CORRECTED_ARMS", "Draw", "RecordingSampler", "SAMPLER_ARMS", "draw_negatives", "gumbel_top_k",
+    "ARMS", "CORRECTED_ARMS", "Draw", "SAMPLER_ARMS", "draw_negatives", "gumbel_top_k",
     "uniform_subset",
 ]
 
 ARMS = ("uniform", "full", "bacl", "bacl_corrected", "curriculum", "curriculum_corrected", "curriculum_logit_units")
 SAMPLER_ARMS = ("bacl", "bacl_corrected")  # arms that own a BoundarySampler with a trained policy
 CORRECTED_ARMS = ("bacl_corrected", "curriculum_corrected")
-_FEATURE = {name: i for i, name in enumerate(POLICY_FEATURES)}
 
 
 @dataclass
@@ -47,31 +46,6 @@ class Draw:
     index: torch.Tensor
     offset: torch.Tensor
     policy_loss: torch.Tensor | None
-
-
-class RecordingSampler(BoundarySampler):
-    """A BoundarySampler that keeps the policy features and priorities of its latest draw, from which
-    ``correction_inputs`` rebuilds the sampler's logits and the positive's own priority (the inputs of
-    the sampling correction). tests/test_theory.py checks the rebuilt logits against the draw's
-    probabilities, so a change of the sampler's internals cannot pass unnoticed."""
-
-    def priorities(self, features: torch.Tensor) -> torch.Tensor:
-        priority = super().priorities(features)
-        self.last_features, self.last_priority = features.detach(), priority.detach()
-        return priority
-
-    @torch.no_grad()
-    def correction_inputs(self, alpha: float, probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, P) logits of the latest draw (-inf where inadmissible) and (B,) the positive's logit as a
-        candidate: its priority at BS = 0 (where the curriculum term vanishes), cosine 1 with itself."""
-        features, priority = self.last_features, self.last_priority
-        logits = priority - alpha * features[..., _FEATURE["boundary_score"]] / self.boundary_temperature
-        logits = logits.masked_fill(probabilities == 0, float("-inf"))
-        positive = features[:, :1].clone()
-        positive[..., _FEATURE["boundary_score"]] = 0.0
-        positive[..., _FEATURE["anchor_candidate_sim"]] = positive[..., _FEATURE["anchor_positive_sim"]]
-        positive[..., _FEATURE["positive_candidate_sim"]] = 1.0
-        return logits, BoundarySampler.priorities(self, positive)[:, 0]
 
 
 def uniform_subset(count: int, pool: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -100,7 +74,7 @@ def draw_negatives(arm: str, sampler: BoundarySampler, anchor: torch.Tensor, pos
 
     Args:
         arm: one of ARMS; sampler: the run's BoundarySampler (its schedule and boundary temperature
-            serve the curriculum arms too; a RecordingSampler for ``bacl_corrected``).
+            serve the curriculum arms too).
         anchor: (n, d) the anchors' embeddings under the current scorer, ``z = W^T x`` (detached);
         positive: (n, d); negatives: (n, P, d) the pool.
         scores: the learner's (n, 1) positive and (n, P) negative logits (detached), for the logit units.
@@ -118,8 +92,7 @@ def draw_negatives(arm: str, sampler: BoundarySampler, anchor: torch.Tensor, pos
         draw = sampler(anchor, positive, negatives, progress, generator=generator)
         offset = torch.log(draw.weights.detach())
         if arm in CORRECTED_ARMS:
-            logits, positive_logit = sampler.correction_inputs(draw.alpha, draw.probabilities)
-            offset = offset + sampling_correction(logits, draw.index, draw.valid, positive_logit).float()
+            offset = offset + sampling_correction(draw.logits, draw.index, draw.valid, draw.positive_logit).float()
         return Draw(draw.index, offset, draw.policy_loss)
     alpha = sampler.schedule(progress)
     if arm == "curriculum_logit_units":

@@ -34,7 +34,9 @@ import torch
 from bacl.losses import contrastive_logits_loss
 from bacl.schedule import CurriculumSchedule
 
-from .draws import ARMS, SAMPLER_ARMS, RecordingSampler, draw_negatives
+from bacl.sampler import BoundarySampler
+
+from .draws import ARMS, SAMPLER_ARMS, draw_negatives
 from .model import TrainingPools
 
 __all__ = [
@@ -131,12 +133,12 @@ def contrastive_hessian(features: torch.Tensor, logits: torch.Tensor) -> torch.T
     return (second - mean.T @ mean) / features.shape[0]
 
 
-def _make_samplers(config: TrainingConfig, seeds: list[int]) -> list[RecordingSampler]:
+def _make_samplers(config: TrainingConfig, seeds: list[int]) -> list[BoundarySampler]:
     samplers = []
     for seed in seeds:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            samplers.append(RecordingSampler(config.num_negatives, config.schedule, **config.sampler_options))
+            samplers.append(BoundarySampler(config.num_negatives, config.schedule, **config.sampler_options))
     return samplers
 
 

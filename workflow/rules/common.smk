@@ -3,6 +3,9 @@ import os
 import re
 import sys
 
+from bacl.data.features import BENCHMARK_MODALITY
+from bacl.data.synthetic.config import config_from_mapping
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 
 RESULTS = config["results_dir"]
@@ -10,7 +13,10 @@ PAPER = config["paper_dir"]
 SEEDS = config["seeds"]
 BENCHMARKS = config["benchmarks"]
 EVAL_SPLITS = config["evaluate"]["splits"]
-FEATURE_SPLITS = ["train", *EVAL_SPLITS]
+FEATURE_SPLITS = ["train", *EVAL_SPLITS]  # every benchmark has them (realdata.smk checks the real ones)
+# The split training runs validate on (val R@1 curves, the plateau criterion; bacl.convergence):
+# extracted too wherever a benchmark has it (val_split_features).
+VAL_SPLIT = "val"
 # THREADS_NOTE: every job uses one torch thread and Snakemake runs as many jobs as there are cores.
 # A 2-thread OpenMP job beside any other busy process spin-waits at its barriers: measured 4x
 # slower per step (CLIP pre-training, 0.94 s/step on 1 thread vs 3.8 s on 2 threads).
@@ -72,6 +78,20 @@ def all_metric_logs():
 
 def all_train_benchmarks():
     return [f"{RESULTS}/benchmarks/train/{b}/{m}/seed{s}.tsv" for b, m, s in runs() if is_trained(m)]
+
+
+def has_val_split(benchmark):
+    """Whether ``benchmark`` has a validation split: a synthetic one unless its n_val is 0 (the smoke
+    config's), a real one when its config lists the split's paths."""
+    data = config["data"].get(benchmark, {})
+    if "source" in data:
+        return VAL_SPLIT in data["splits"]
+    return config_from_mapping(BENCHMARK_MODALITY[benchmark], data).split_size(VAL_SPLIT) > 0
+
+
+def val_split_features(wildcards):
+    """The run's validation features, or nothing where the benchmark has no val split (no curve)."""
+    return f"{RESULTS}/features/{wildcards.benchmark}/{VAL_SPLIT}.safetensors" if has_val_split(wildcards.benchmark) else []
 
 
 def pipeline_encoder_weights(wildcards):

@@ -1,5 +1,6 @@
 # Stage 4: every trainable method x benchmark x seed, through the CLI. An interrupted job
 # resumes from its checkpoint in the run directory (not a declared output, so Snakemake keeps it).
+# With the benchmark's val split the run also logs its validation curve (train.validate_every).
 
 
 rule train:
@@ -7,6 +8,7 @@ rule train:
         config=f"{RESULTS}/config.yaml",
         features=f"{RESULTS}/features/{{benchmark}}/train.safetensors",
         pools=f"{RESULTS}/features/{{benchmark}}/train_pools.safetensors",
+        val=val_split_features,
     output:
         weights=f"{RESULTS}/runs/{{benchmark}}/{{method}}/seed{{seed}}/weights.safetensors",
         metrics=f"{RESULTS}/runs/{{benchmark}}/{{method}}/seed{{seed}}/metrics.jsonl",
@@ -14,6 +16,7 @@ rule train:
     params:
         python=PYTHON,
         run_dir=lambda w: run_dir(w.benchmark, w.method, w.seed),
+        val=lambda w, input: f" --val {input.val}" if input.val else "",
     threads: 1
     conda:
         "../../environment.yml"
@@ -23,5 +26,5 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{benchmark}}/{{method}}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m bacl train --config {input.config} --method {wildcards.method} --train {input.features}"
-        " --pools {input.pools} --out {params.run_dir} --seed {wildcards.seed} --threads {threads} --quiet"
+        " --pools {input.pools}{params.val} --out {params.run_dir} --seed {wildcards.seed} --threads {threads} --quiet"
         " > {log} 2>&1"

@@ -1,15 +1,23 @@
 """Summarise the training logs and the training jobs' Snakemake benchmarks into one file.
 
-Inputs: each trained run's ``metrics.jsonl`` (lines of step, progress, loss terms, lr and, for
-BNS, alpha and quantiles of the drawn negatives' boundary scores) and its ``benchmark:`` TSV
-(``s`` wall seconds, ``max_rss`` MB, ...). Output (``paper/data/training.json``)::
+Inputs: each trained run's ``metrics.jsonl`` (lines of step, progress, loss terms, lr; for BNS
+alpha, quantiles of the drawn negatives' boundary scores and their sibling shares; validation
+points val_r1 / val_head_pairwise) and its ``benchmark:`` TSV (``s`` wall seconds, ``max_rss``
+MB, ...). Output (``paper/data/training.json``)::
 
     {"curves": {benchmark: {method: {"steps": [...], "progress": [...],
                  "series": {key: {"mean": [...], "std": [...], "n": [...]}}}}},
      "cost":   {benchmark: {method: {"seconds": {mean, std, n, values},
-                                     "max_rss_mb": {mean, std, n, values}}}}}
+                                     "max_rss_mb": {mean, std, n, values}}}},
+     "convergence": {benchmark: {method: {"runs": [per seed: seed, steps, bacl.convergence.plateau_report,
+                                                    drawn_<share>_early / _late, seconds_per_step],
+                                          "meets": runs meeting the plateau criterion, "n": runs,
+                                          "steps": [distinct step counts], <each numeric field>: {mean, std, n}}}},
+     "plateau": {"threshold_pp", "fraction"}}
 
-Curves are averaged over the seeds that logged a key at a step (``n`` says how many).
+Curves are averaged over the seeds that logged a key at a step (``n`` says how many). A run's
+step count is its log's last step (every run logs its last step). Early / late draw shares are
+the means over the log lines of the first / last quarter of the run's steps.
 """
 
 import csv
@@ -18,6 +26,7 @@ import logging
 import math
 import numbers
 
+from bacl.convergence import PLATEAU_FRACTION, PLATEAU_GAIN_PP, plateau_report
 from bacl.metrics import mean_std
 
 from joblog import redirect_to_log
@@ -26,6 +35,8 @@ from paper_common import write_json
 # Columns of Snakemake's benchmark TSV that the report uses, and their names in the summary.
 BENCHMARK_COLUMNS = {"s": "seconds", "max_rss": "max_rss_mb"}
 NOT_SERIES = ("step", "progress")  # the x axes, not curves
+# BNS draws' sibling shares, the contrastive term's and the match list's (bacl.train._draw_statistics)
+DRAW_SHARES = ("drawn_one_edit", "drawn_same_group", "match_one_edit", "match_same_group")
 
 
 def parse_metrics_log(text: str) -> list[dict]:
@@ -53,7 +64,7 @@ def seed_curves(logs: list[list[dict]]) -> dict:
     if not logs or not any(logs):
         raise ValueError("logs must hold at least one non-empty metrics log")
     steps = sorted({record["step"] for log in logs for record in log})
-    by_step = [{record["step"]: record for record in log} for log in logs]
+    by_step = [_merged_by_step(log) for log in logs]
     keys = sorted({key for log in logs for record in log for key, value in record.items()
                    if key not in NOT_SERIES and isinstance(value, numbers.Real) and not isinstance(value, bool)})
     progress = []
@@ -72,6 +83,44 @@ def seed_curves(logs: list[list[dict]]) -> dict:
             counts.append(len(values))
         series[key] = {"mean": means, "std": stds, "n": counts}
     return {"steps": steps, "progress": progress, "series": series}
+
+
+def _merged_by_step(log: list[dict]) -> dict[int, dict]:
+    """Records by step; two records of one step (e.g. a log line and a validation point) are merged."""
+    merged: dict[int, dict] = {}
+    for record in log:
+        merged.setdefault(record["step"], {}).update(record)
+    return merged
+
+
+def run_convergence(records: list[dict], seed, measured: dict[str, float] | None = None) -> dict:
+    """One run's plateau criterion, the early / late shares of its BNS draws (see module docstring)
+    and, from its job's ``measured`` benchmark, ``seconds_per_step`` (job wall time / steps)."""
+    if not records:
+        raise ValueError(f"seed {seed}: the metrics log is empty")
+    steps = max(record["step"] for record in records)
+    out = {"seed": seed, "steps": steps, **plateau_report(records, steps),
+           "seconds_per_step": (measured or {}).get("seconds", math.nan) / steps}
+    for key in DRAW_SHARES:
+        for part, inside in (("early", lambda s: s <= PLATEAU_FRACTION * steps),
+                             ("late", lambda s: s > (1 - PLATEAU_FRACTION) * steps)):
+            values = [r[key] for r in records if key in r and inside(r["step"])]
+            out[f"{key}_{part}"] = sum(values) / len(values) if values else None
+    return out
+
+
+def convergence_statistics(runs: list[dict]) -> dict:
+    """Seed statistics of the runs of one method: every numeric field's {mean, std, n}, the runs
+    meeting the plateau criterion (``meets``; a run too short to judge counts as missing it)."""
+    out = {"runs": runs, "n": len(runs), "meets": sum(run["meets"] is True for run in runs),
+           "steps": sorted({run["steps"] for run in runs})}
+    fields = [key for key in runs[0] if key not in ("seed", "steps", "meets", "threshold_pp")]
+    for key in fields:
+        values = [run[key] for run in runs if isinstance(run.get(key), numbers.Real) and math.isfinite(run[key])]
+        if values:
+            mean, std = mean_std(values)
+            out[key] = {"mean": mean, "std": std, "n": len(values)}
+    return out
 
 
 def parse_benchmark_tsv(text: str) -> dict[str, float]:
@@ -111,20 +160,23 @@ def main(snakemake) -> None:
     if not len(runs) == len(logs) == len(tsvs):
         raise ValueError(f"params.runs ({len(runs)}), input.logs ({len(logs)}) and input.benchmarks ({len(tsvs)}) "
                          "must list the same runs")
-    grouped: dict[tuple[str, str], list[tuple[list, dict]]] = {}
+    grouped: dict[tuple[str, str], list[tuple[int, list, dict]]] = {}
     for run, log_path, tsv_path in zip(runs, logs, tsvs):
         with open(log_path) as handle:
             records = parse_metrics_log(handle.read())
         with open(tsv_path) as handle:
             measured = parse_benchmark_tsv(handle.read())
-        grouped.setdefault((run["benchmark"], run["method"]), []).append((records, measured))
-    curves, cost = {}, {}
-    for (benchmark, method), pairs in sorted(grouped.items()):
-        seeded_logs = [records for records, _ in pairs if records]
+        grouped.setdefault((run["benchmark"], run["method"]), []).append((run["seed"], records, measured))
+    curves, cost, convergence = {}, {}, {}
+    for (benchmark, method), pairs in grouped.items():  # the config's order of benchmarks and methods
+        seeded_logs = [records for _, records, _ in pairs if records]
         if seeded_logs:
             curves.setdefault(benchmark, {})[method] = seed_curves(seeded_logs)
-        cost.setdefault(benchmark, {})[method] = cost_statistics([measured for _, measured in pairs])
-    write_json(snakemake.output[0], {"curves": curves, "cost": cost})
+            convergence.setdefault(benchmark, {})[method] = convergence_statistics(
+                [run_convergence(records, seed, measured) for seed, records, measured in pairs if records])
+        cost.setdefault(benchmark, {})[method] = cost_statistics([measured for _, _, measured in pairs])
+    write_json(snakemake.output[0], {"curves": curves, "cost": cost, "convergence": convergence,
+                                     "plateau": {"threshold_pp": PLATEAU_GAIN_PP, "fraction": PLATEAU_FRACTION}})
     logging.info("summarised %d training runs into %s", len(runs), snakemake.output[0])
 
 

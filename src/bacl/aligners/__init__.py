@@ -33,7 +33,8 @@ ALIGNERS = {
 BACL_COMPATIBLE = ("clip", "blip", "m3jepa")
 SAMPLER_KEYS = ("num_negatives", "schedule", "hidden_dim", "gumbel_temperature", "boundary_temperature",
                 "priority_scale", "entropy_weight")
-LOSS_KEYS = ("lambda_local", "lambda_match", "beta", "omega_size", "negative_weight", "cla_anchors")
+LOSS_KEYS = ("lambda_local", "lambda_match", "match_objective", "match_negatives", "match_pool", "cla_form",
+             "cla_temperature", "beta", "omega_size", "negative_weight", "sampling_correction", "cla_anchors")
 
 
 def add_bacl(aligner: CLIPAligner, dims: FeatureDims, *, use_bns: bool, use_cla: bool, bacl: dict | None = None,

@@ -40,6 +40,7 @@ class FeatureBatch:
     x_token_mask: torch.Tensor | None = None  # (B, Lx) bool
     text_tokens: torch.Tensor | None = None  # (B, Lt, Dt), any float dtype (cast where used)
     text_token_mask: torch.Tensor | None = None  # (B, Lt) bool
+    text_token_ids: torch.Tensor | None = None  # (B, Lt) integer ids of the caption tokens
     modalities: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, E_name)
     candidate_text: CandidatePool | None = None  # (B, P) rows of the texts (Et) and text tokens
     candidate_x: CandidatePool | None = None  # (B, P) rows of the x features (Ex)
@@ -106,6 +107,12 @@ class Aligner(nn.Module):
     def similarity(self, x_embedding: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """(Nx, Nt) scores; cosine of normalised embeddings unless a method says otherwise."""
         return x_embedding @ text_embedding.T
+
+    def contrastive_scale(self) -> float | torch.Tensor:
+        """The factor that turns ``similarity`` into contrastive logits (the inverse temperature);
+        aligners that learn none use CLIP's initial 1 / 0.07. Re-ranking combines the match
+        head's log-probability with ``contrastive_scale() * similarity``."""
+        return math.exp(INITIAL_LOGIT_SCALE)
 
     def pair_scores(self, x_embedding: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """(N, M) scores of sample n against its own M texts, text_embedding (N, M, D)."""
@@ -192,6 +199,9 @@ class CLIPAligner(Aligner):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.clamp(0, MAX_LOGIT_SCALE).exp()
 
+    def contrastive_scale(self) -> torch.Tensor:
+        return self.scale()
+
     def contrastive_terms(self, x_embedding, text_embedding, batch: FeatureBatch, progress: float,
                           generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """The contrastive loss (BACL's terms too when it is a BACLLoss with BNS/CLA on)."""
@@ -206,6 +216,7 @@ class CLIPAligner(Aligner):
             x_embedding, text_embedding, self.scale(), progress=progress,
             image_tokens=batch.x_tokens, image_token_mask=batch.x_token_mask,
             text_tokens=batch.text_tokens, text_token_mask=batch.text_token_mask,
+            text_token_ids=batch.text_token_ids,
             generator=generator, output_dict=True, **candidates,
         )
         terms["contrastive_loss"] = self.contrastive_weight * terms["contrastive_loss"]

@@ -15,20 +15,26 @@ from .base import CLIPAligner, FeatureBatch, FeatureDims
 __all__ = ["BLIPAligner", "similarity_drawn_negatives"]
 
 
-def similarity_drawn_negatives(similarity: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """For each row of a (B, B) similarity, one column drawn with probability softmax(row) over
-    the columns that are not positives (``same`` (B, B) bool, True where a column is a positive
-    of the row: the diagonal and equivalent captions); ALBEF/BLIP's hard-negative mining."""
-    weights = torch.softmax(similarity.float(), dim=1).masked_fill(same, 0.0)
-    has_negative = weights.sum(1) > 0
-    weights = torch.where(has_negative[:, None], weights, torch.ones_like(weights).masked_fill(same, 0.0) + 1e-12)
+def similarity_drawn_negatives(logits: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """For each row of (B, B) logits (similarity / temperature), one column drawn with probability
+    softmax(row) over the columns that are not positives (``same`` (B, B) bool, True where a column
+    is a positive of the row: the diagonal and equivalent captions); ALBEF/BLIP's hard-negative
+    mining. ALBEF zeroes the positives after the softmax and lets ``torch.multinomial``
+    renormalise; masking them before it is the same distribution without underflow (at scale 100
+    the positive's weight can leave every negative at 0 in float32). A row with no negative draws
+    uniformly (it is never used as one: ``same`` covers the whole row only for a one-caption batch)."""
+    masked = logits.float().masked_fill(same, float("-inf"))
+    has_negative = (~same).any(1, keepdim=True)
+    weights = torch.where(has_negative, torch.softmax(masked.masked_fill(~has_negative, 0.0), dim=1),
+                          torch.ones_like(masked))
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
 class BLIPAligner(CLIPAligner):
     """ITC (CLIP loss) + ITM: the matching head sees the positive pair, one negative text per
-    x and one negative x per text, drawn in proportion to similarity, and is trained with binary
-    cross-entropy on the 3B pairs (BLIP's 2-way softmax on them is the same loss)."""
+    x and one negative x per text, drawn with probability softmax(similarity / tau) (tau: the ITC's
+    learned temperature), and is trained with binary cross-entropy on the 3B pairs (BLIP's 2-way
+    softmax on them is the same loss)."""
 
     def __init__(self, dims: FeatureDims, embed_dim: int | None = None, itm_weight: float = 1.0,
                  itm_anchors: int | None = None, **transformer):
@@ -51,7 +57,9 @@ class BLIPAligner(CLIPAligner):
         x_embedding, text_embedding = self.encode_x(batch.x), self.encode_text(batch.text)
         terms = self.contrastive_terms(x_embedding, text_embedding, batch, progress, generator)
         with torch.no_grad():
-            similarity = x_embedding @ text_embedding.T
+            # softmax(sim / tau) with the ITC's own learned temperature, as ALBEF and BLIP do
+            # (their `self.temp`, init 0.07, learnable): here tau = 1 / logit scale.
+            similarity = self.scale() * (x_embedding @ text_embedding.T)
             # Positives: the diagonal and every duplicate of a pair's caption (identical captions
             # have identical frozen features, hence identical embeddings).
             same = (text_embedding @ text_embedding.T >= 1 - 1e-6) | torch.eye(

@@ -1,4 +1,5 @@
-"""Evaluation metrics: retrieval, re-ranking, boundary accuracy, multiple choice, AEL, seed statistics.
+"""Evaluation metrics: retrieval, re-ranking, boundary accuracy and its chance levels, multiple choice,
+AEL, attention diagnostics, seed statistics.
 
 Pure, vectorised functions on tensors; no file I/O, no models. All rates are fractions in [0, 1].
 
@@ -10,11 +11,13 @@ with irrelevant ones is ranked after them, and a tie never counts as a win. Othe
 scorer, which knows nothing, would score perfectly.
 """
 
+from .attention_maps import attention_diagnostics
 from .judgement import (
     aggregate_seeds,
     ael_chance_level,
     attention_error_localization,
     boundary_accuracy,
+    boundary_chance,
     mean_std,
     multiple_choice_accuracy,
 )
@@ -25,6 +28,8 @@ __all__ = [
     "bidirectional_retrieval",
     "rerank_topk",
     "boundary_accuracy",
+    "boundary_chance",
+    "attention_diagnostics",
     "multiple_choice_accuracy",
     "attention_error_localization",
     "ael_chance_level",

@@ -78,6 +78,29 @@ def boundary_accuracy(
     return result
 
 
+def boundary_chance(negative_mask) -> dict[str, float]:
+    """Chance levels of boundary accuracy for samples with M_i boundary negatives each.
+
+    ``pairwise``: 0.5, a coin flip per (sample, negative) pair (ties lose, so a constant scorer
+    gets 0). "The positive beats all M negatives" (``boundary_accuracy``'s ``accuracy``, and the
+    multiple-choice accuracy) has two reference levels, neither of which is *the* chance:
+    ``accuracy`` = mean 0.5^M, if the M comparisons are independent coin flips — what a scorer
+    smooth in the features does with near-copies of the positive (each negative is one edit
+    away from the positive, so its score is the positive's plus an independent change; untrained
+    heads land there); ``accuracy_exchangeable`` = mean 1 / (M + 1), if the M + 1 scores are
+    exchangeable (a uniformly random ranking).
+
+    Args:
+        negative_mask: (N, M) bool, True for a real negative; every sample needs at least one.
+    """
+    mask = _bool_tensor("negative_mask", negative_mask, tuple(torch.as_tensor(negative_mask).shape))
+    if mask.dim() != 2 or not mask.any(1).all():
+        raise ValueError("negative_mask must be (N, M) with at least one negative per sample")
+    counts = mask.sum(1).double()
+    return {"pairwise": 0.5, "accuracy": float((0.5 ** counts).mean()),
+            "accuracy_exchangeable": float((1 / (counts + 1)).mean())}
+
+
 def multiple_choice_accuracy(scores, correct_index, threshold: float | None = None) -> dict[str, float]:
     """Accuracy / precision / recall / F1 of choosing the true caption among C candidates.
 
