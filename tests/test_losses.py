@@ -317,7 +317,8 @@ def test_match_list_draws_easy_batch_negatives_early_and_retrieved_ones_late():
                   image_tokens=tokens(0, batch), text_tokens=tokens(1, batch))
     shares, contrastive = {}, {}
     for match_pool in ("retrieved_and_batch", "retrieved"):
-        loss_fn = BACLLoss(sampler=BoundarySampler(num_negatives=2), cross_modal=small_transformer(),
+        cross_modal = small_transformer()  # seeds torch: both arms' samplers start from the same policy
+        loss_fn = BACLLoss(sampler=BoundarySampler(num_negatives=2), cross_modal=cross_modal,
                            match_pool=match_pool, cla_form="literal")
         for progress in (0.0, 1.0):
             draws = []
