@@ -63,9 +63,10 @@ def main_table(summary: dict, rows: dict, split: str, direction: str, with_paper
     if with_paper:
         notes.append(f"Paper columns: {PAPER_SOURCE}. They are not comparable with ours in magnitude.")
     if any(label in beyond_paper for label in rows):
-        notes.append(f"{BEYOND.strip()} beyond the paper: BNS with the exact sampling correction (each drawn "
-                     "negative's logit offset by McFadden's log-probability correction of the Gumbel-top-k draw, "
-                     "config sampling_correction: true), which the theory simulations motivate; not the paper's method.")
+        notes.append(f"{BEYOND.strip()} beyond the paper: BNS with a sampling correction (the drawn negatives in "
+                     "their own softmax, each logit offset by McFadden's log-probability correction of the "
+                     "Gumbel-top-k draw: exact for the curriculum term, an approximation with the policy; config "
+                     "sampling_correction: true), which the theory simulations motivate; not the paper's method.")
     return Table(title, columns, body, notes)
 
 
