@@ -153,6 +153,14 @@ def test_job_times_by_stage_and_the_report_links_everything(tmp_path):
                    "[Claims](claims.md)"):
         assert needed in text
     assert "not available" in report.report_markdown("c", "unknown", "cmd", None, {}, "", [], [], [])
+    full = report.report_markdown(
+        "c", "unknown", "cmd", None, {"not reproduced": 3}, "", [], [], [], data="real data read locally",
+        inconclusive={"inconclusive": 1, "claims": 3, "testable": 2, "share_of_claims": 1 / 3, "share_of_testable": 0.5},
+        theory={"table": "### Theory\n\n| a |\n", "figures": [{"title": "Rate", "png": "t/r.png", "pdf": "t/r.pdf"}]},
+        beyond_paper="The corrected sampler is not in the paper.")
+    for needed in ("on real data read locally.", "**1** of 3 claims (33 %; 50 % of the testable ones)",
+                   "**Beyond the paper.** The corrected sampler", "## Theory", "#### Theory", "![Rate](t/r.png)"):
+        assert needed in full, needed
     text = report.report_markdown("c", "unknown", "cmd", None, {}, "", [], [], [],
                                   invocations=[("2026-11-29 06:46", 50.6 * 60), ("2026-11-29 08:00", 90.0)])
     assert "started 2026-11-29 06:46, 50.6 min; started 2026-11-29 08:00, 1.5 min" in text

@@ -5,6 +5,8 @@
 import glob
 import os
 
+from bacl.config import method_settings
+
 TABLES = config["tables"]
 # Our report settings (each is a choice the paper does not make for us):
 PAPER_SPLIT = "test"  # the headline split; test_heldout gets its own table
@@ -29,31 +31,77 @@ _HAS_ATTENTION = (FIGURE_BENCHMARK in BENCHMARKS and FIGURE_BENCHMARK not in REA
                   and _ATTENTION_METHOD in methods_for(FIGURE_BENCHMARK))
 _PRETRAINED_FAMILIES = sorted({f for b in BENCHMARKS for f in ENCODER_FAMILIES[b]
                                if not config["encoders"][f]["pretrained"]})
+# How the report words the data: all synthetic, all real (REAL_BENCHMARKS: realdata.smk), or both.
+_DATA_WORDS = ("the synthetic benchmarks" if not REAL_BENCHMARKS else "real data"
+               if set(REAL_BENCHMARKS) == set(BENCHMARKS) else "synthetic and real benchmarks")
+# Probe records (probe.smk) of the benchmarks that run: their types at chance are flagged in every table.
+_PROBED = [b for b in BENCHMARKS if b in PROBE_BENCHMARKS]
+_PROBE_FILES = [probe_file(b) for b in _PROBED]
+# Rows beyond the paper: BNS with the sampling correction (theory issue #13), marked in the main table.
+_BEYOND_PAPER = [label for label, m in TABLES.get("main", {}).items()
+                 if method_settings(config, m)["bacl"].get("sampling_correction", False)]
+_BNS_MAIN = {label: m for label, m in TABLES.get("main", {}).items() if config["methods"][m].get("bns")}
+_BEYOND_PAPER_WORDS = (
+    "BNS with McFadden's sampling correction (`sampling_correction: true`: each drawn negative's logit carries "
+    "the log-probability of the draw had it been the positive, which removes the bias of a draw that depends on "
+    "the positive) is not in the paper. The theory section's corrected arms use it"
+    + (f", and so do the main table's rows marked ‡ ({', '.join(_BEYOND_PAPER)})" if _BEYOND_PAPER else "")
+    + ". The readings this reproduction chose where the paper is silent are in paper/ASSUMPTIONS.md.")
+
+# Methods with a cross-modal Transformer (match head): CLA, or BLIP's image-text matching.
+_TRANSFORMER_METHODS = {m for m, spec in config["methods"].items() if spec.get("cla") or spec["aligner"] == "blip"}
+_HEAD_ROWS = {label: m for label, m in (TABLES.get("heads") or TABLES.get("main", {})).items()
+              if m in _TRANSFORMER_METHODS}
+# Ablation metrics: each with the paths of its references (table_ablation.REFERENCE_ROWS).
 _R1 = {"label": "R@1", "metric": "retrieval.{direction}.R@1"}
-_BOUNDARY = {"label": "boundary acc", "metric": "boundary.accuracy"}
-# Ablation tables: config group -> title, metrics, the row the Δ columns compare with, and how a
-# row label is shown (row_format, "{}" when absent).
+_R1_RERANKED = {"label": "R@1 re-ranked", "metric": "retrieval_reranked_combined.{direction}.R@1",
+                "untrained": "untrained.retrieval_reranked_combined.{direction}.R@1"}
+_R1_MATCH = {"label": "R@1 match only", "metric": "retrieval_reranked.{direction}.R@1",
+             "untrained": "untrained.retrieval_reranked.{direction}.R@1"}
+_PAIRS = {"label": "pairwise acc (embedding)", "metric": "boundary.pairwise_accuracy",
+          "chance": "boundary.chance.pairwise", "types": True}
+_HEAD = {"label": "pairwise acc (head)", "metric": "boundary_match_head.pairwise_accuracy",
+         "untrained": "untrained.boundary_match_head.pairwise_accuracy", "chance": "boundary_match_head.chance.pairwise",
+         "types": True}
+_BEATS = {"label": "beats all (head)", "metric": "boundary_match_head.accuracy",
+          "untrained": "untrained.boundary_match_head.accuracy", "chance": "boundary_match_head.chance.accuracy",
+          "types": True}
+_AEL = {"label": "AEL", "metric": "ael.ael", "untrained": "untrained.ael.ael", "no_transformer": "ael.frozen_reference",
+        "chance": "ael.chance", "types": True}
+_ATTENTION = [{"label": "attention entropy (nats)", "metric": "attention.entropy", "percent": False,
+               "untrained": "untrained.attention.entropy", "chance": "attention.max_entropy"}] + [
+    {"label": f"divergence at {key} tokens", "metric": f"attention.divergence_{key}", "percent": False,
+     "untrained": f"untrained.attention.divergence_{key}"} for key in ("wrong", "other")]
+# Ablation tables: config group -> title, metrics, the row the Δ columns compare with ("base", or
+# the group's "first" / "last" entry), and how a row label is shown (row_format, "{}" when absent).
 _ABLATIONS = {
     "components": {"title": "Ablation: BNS only, CLA only and full BACL, with the sum of the parts",
-                   "metrics": [_R1, _BOUNDARY], "reference": "base", "sum_of_parts": True},
-    "schedules": {"title": "Curriculum schedules: Default / Aggressive / Shallow", "metrics": [_R1, _BOUNDARY],
+                   "metrics": [_R1, _R1_RERANKED, _PAIRS, _HEAD], "reference": "base", "sum_of_parts": True},
+    "schedules": {"title": "Curriculum schedules: Default / Aggressive / Shallow", "metrics": [_R1, _R1_RERANKED, _HEAD],
                   "reference": None, "sum_of_parts": False},
-    "lambda_local": {"title": "λ_local sweep (weight of the CLA loss)", "metrics": [_R1, _BOUNDARY],
+    "match_objective": {"title": "Match objective of the cross-modal Transformer and the negatives it is trained on",
+                        "metrics": [_HEAD, _BEATS, _R1_MATCH, _R1_RERANKED, _R1], "reference": "first",
+                        "sum_of_parts": False},
+    "cla_form": {"title": "CLA form: discriminative (aligned differing tokens) vs literal (the paper's formula)",
+                 "metrics": [_AEL, *_ATTENTION, _HEAD, _R1_RERANKED], "reference": "last", "sum_of_parts": False},
+    "lambda_local": {"title": "λ_local sweep (weight of the CLA loss)", "metrics": [_R1, _R1_RERANKED, _HEAD, _AEL],
                      "reference": None, "sum_of_parts": False, "row_format": "λ_local = {}"},
-    "beta": {"title": "β sweep (CLA amplification)", "metrics": [_R1, _BOUNDARY], "reference": None,
-             "sum_of_parts": False, "row_format": "β = {}"},
-    "ael": {"title": "AEL (attention error localisation) with and without CLA",
-            "metrics": [{"label": "AEL", "metric": "ael.ael"},
-                        {"label": "AEL chance", "metric": "ael.chance", "delta": False},
-                        {"label": "boundary acc (match head)", "metric": "boundary_match_head.accuracy"}],
-            # the group's last entry is the method without CLA
-            "reference": list(TABLES.get("ael", {}))[-1] if TABLES.get("ael") else None, "sum_of_parts": False},
+    "beta": {"title": "β sweep (CLA amplification of the literal form)", "metrics": [_R1, _R1_RERANKED, _HEAD, _AEL],
+             "reference": None, "sum_of_parts": False, "row_format": "β = {}"},
+    "ael": {"title": "AEL (attention error localisation) with and without CLA, beside its references",
+            "metrics": [_AEL, _HEAD], "reference": "last", "sum_of_parts": False},
 }
-_ABLATIONS = {name: spec for name, spec in _ABLATIONS.items() if TABLES.get(name)}
+
+# "first" / "last" name the group's first / last entry.
+_ABLATIONS = {name: {**spec, "reference": {"first": list(TABLES[name])[0], "last": list(TABLES[name])[-1]}.get(
+    spec["reference"], spec["reference"])} for name, spec in _ABLATIONS.items() if TABLES.get(name)}
 
 
-_TABLES = {"main": f"Main table: the paper's shape on the synthetic benchmarks (split {PAPER_SPLIT})",
-           "reranked": "Retrieval re-ranked by a match head"}
+_TABLES = {"main": f"Main table: the paper's shape on {_DATA_WORDS} (split {PAPER_SPLIT})"}
+if _HEAD_ROWS:
+    _TABLES.update({"reranked": "Retrieval re-ranked by the cross-modal Transformer, beside its untrained copy",
+                    "heads": "Match heads: boundary accuracy and re-ranking against the untrained Transformer and chance",
+                    "heads_by_type": "Match heads per kind of boundary negative"})
 if "test_heldout" in EVAL_SPLITS:
     _TABLES["heldout"] = "Compositional generalisation: held-out attribute pairs (split test_heldout)"
 _TABLES.update({name: spec["title"] for name, spec in _ABLATIONS.items()})
@@ -62,6 +110,13 @@ if _PRETRAINED_FAMILIES:
 _FLOOR_METHOD = next(iter(TABLES.get("floor", {}).values()), None)
 if _FLOOR_METHOD is not None:
     _TABLES["encoder_quality"] = f"Frozen encoders on each benchmark, before any head is trained (split {PAPER_SPLIT})"
+# Sibling groups exist on the synthetic benchmarks only (real data has none).
+_SIBLING_BENCHMARKS = [b for b in BENCHMARKS if b not in REAL_BENCHMARKS]
+if _SIBLING_BENCHMARKS:
+    _TABLES["siblings"] = "Do boundary negatives reach training? Sibling shares of the BNS pools and draws"
+_TABLES["theory"] = "Theory: the notebooks' verdicts with their controls"
+# The probe table is probe.smk's (PROBE_OUTPUTS); the report lists it with the others.
+_REPORT_TABLES = {**_TABLES, **({"probe": PROBE_TABLE_TITLE} if PROBE_OUTPUTS else {})}
 _FIGURES = {"training_curves": "Training curves (total loss)"}
 if _BNS_METHODS:
     _FIGURES.update({"schedule_alpha": "α(η) of the three curriculum presets",
@@ -70,6 +125,11 @@ if TABLES.get("schedules"):
     _FIGURES["schedule_r1"] = "R@1 per curriculum schedule"
 if _HAS_ATTENTION:
     _FIGURES["attention_maps"] = "CLA attention on boundary negatives"
+_THEORY_FIGURES = [{"title": title, "png": f"{THEORY}/figures/{name}.png", "pdf": f"{THEORY}/figures/{name}.pdf"}
+                   for name, title in (
+                       ("01_rate", "Theorem 4.1: excess risk against n per arm, with the floor fits"),
+                       ("02_uniform_floor", "Theorem 4.2: n · excess and the penalty over the full pool against ρ"),
+                       ("03_margin", "Proposition 4.1: margin gap over progress η and the contraction rate"))]
 
 PAPER_OUTPUTS = (
     [path for name in _TABLES for path in table_files(name).values()]
@@ -115,7 +175,8 @@ rule paper_training:
 
 rule paper_table_main:
     input:
-        f"{PAPER}/data/results.json",
+        results=f"{PAPER}/data/results.json",
+        probes=_PROBE_FILES,
     output:
         **table_outputs("main"),
     params:
@@ -125,6 +186,9 @@ rule paper_table_main:
         direction=PAPER_DIRECTION,
         with_paper=True,
         title=_TABLES["main"],
+        real_benchmarks=REAL_BENCHMARKS,
+        beyond_paper=_BEYOND_PAPER,
+        probe_benchmarks=_PROBED,
     conda:
         "../../environment.yml"
     log:
@@ -137,7 +201,8 @@ if "heldout" in _TABLES:
 
     rule paper_table_heldout:
         input:
-            f"{PAPER}/data/results.json",
+            results=f"{PAPER}/data/results.json",
+            probes=_PROBE_FILES,
         output:
             **table_outputs("heldout"),
         params:
@@ -147,6 +212,9 @@ if "heldout" in _TABLES:
             direction=PAPER_DIRECTION,
             with_paper=False,
             title=_TABLES["heldout"],
+            real_benchmarks=REAL_BENCHMARKS,
+            beyond_paper=_BEYOND_PAPER,
+            probe_benchmarks=_PROBED,
         conda:
             "../../environment.yml"
         log:
@@ -155,29 +223,58 @@ if "heldout" in _TABLES:
             "../scripts/table_main.py"
 
 
-rule paper_table_reranked:
-    input:
-        f"{PAPER}/data/results.json",
-    output:
-        **table_outputs("reranked"),
-    params:
-        methods={**TABLES.get("floor", {}), **TABLES.get("main", {})},
-        split=PAPER_SPLIT,
-        direction=PAPER_DIRECTION,
-        title=_TABLES["reranked"],
-    conda:
-        "../../environment.yml"
-    log:
-        f"{RESULTS}/logs/paper/table_reranked.log",
-    script:
-        "../scripts/table_reranked.py"
+if _HEAD_ROWS:
+
+    rule paper_table_reranked:
+        input:
+            f"{PAPER}/data/results.json",
+        output:
+            **table_outputs("reranked"),
+        params:
+            methods=_HEAD_ROWS,
+            split=PAPER_SPLIT,
+            direction=PAPER_DIRECTION,
+            title=_TABLES["reranked"],
+        conda:
+            "../../environment.yml"
+        log:
+            f"{RESULTS}/logs/paper/table_reranked.log",
+        script:
+            "../scripts/table_reranked.py"
+
+
+    for _view, _layout in (("heads", "summary"), ("heads_by_type", "by_type")):
+
+        rule:
+            name:
+                f"paper_table_{_view}"
+            input:
+                results=f"{PAPER}/data/results.json",
+                probes=_PROBE_FILES,
+            output:
+                **table_outputs(_view),
+            params:
+                view=_layout,
+                methods=_HEAD_ROWS,
+                floor=TABLES.get("floor", {}),
+                probe_benchmarks=_PROBED,
+                split=PAPER_SPLIT,
+                direction=PAPER_DIRECTION,
+                title=_TABLES[_view],
+            conda:
+                "../../environment.yml"
+            log:
+                f"{RESULTS}/logs/paper/table_{_view}.log",
+            script:
+                "../scripts/table_heads.py"
 
 
 if _FLOOR_METHOD is not None:
 
     rule paper_table_encoder_quality:
         input:
-            f"{PAPER}/data/results.json",
+            results=f"{PAPER}/data/results.json",
+            probes=_PROBE_FILES,
         output:
             **table_outputs("encoder_quality"),
         params:
@@ -185,6 +282,7 @@ if _FLOOR_METHOD is not None:
             split=PAPER_SPLIT,
             direction=PAPER_DIRECTION,
             title=_TABLES["encoder_quality"],
+            probe_benchmarks=_PROBED,
         conda:
             "../../environment.yml"
         log:
@@ -199,7 +297,8 @@ for _name, _spec in _ABLATIONS.items():
         name:
             f"paper_table_{_name}"
         input:
-            f"{PAPER}/data/results.json",
+            results=f"{PAPER}/data/results.json",
+            probes=_PROBE_FILES,
         output:
             **table_outputs(_name),
         params:
@@ -211,6 +310,7 @@ for _name, _spec in _ABLATIONS.items():
             reference=_spec["reference"],
             sum_of_parts=_spec["sum_of_parts"],
             row_format=_spec.get("row_format", "{}"),
+            probe_benchmarks=_PROBED,
         conda:
             "../../environment.yml"
         log:
@@ -235,6 +335,45 @@ if _PRETRAINED_FAMILIES:
             f"{RESULTS}/logs/paper/table_encoders.log",
         script:
             "../scripts/table_encoders.py"
+
+
+if _SIBLING_BENCHMARKS:
+
+    rule paper_table_siblings:
+        input:
+            pools=[f"{RESULTS}/features/{b}/train_pools.safetensors" for b in _SIBLING_BENCHMARKS],
+            results=f"{PAPER}/data/results.json",
+            training=f"{PAPER}/data/training.json",
+        output:
+            **table_outputs("siblings"),
+        params:
+            benchmarks=_SIBLING_BENCHMARKS,
+            floor=_FLOOR_METHOD,
+            bns=_BNS_MAIN,
+            split=PAPER_SPLIT,
+            direction=PAPER_DIRECTION,
+            title=_TABLES["siblings"],
+        conda:
+            "../../environment.yml"
+        log:
+            f"{RESULTS}/logs/paper/table_siblings.log",
+        script:
+            "../scripts/table_siblings.py"
+
+
+rule paper_table_theory:
+    input:
+        THEORY_VERDICTS,
+    output:
+        **table_outputs("theory"),
+    params:
+        title=_TABLES["theory"],
+    conda:
+        "../../environment.yml"
+    log:
+        f"{RESULTS}/logs/paper/table_theory.log",
+    script:
+        "../scripts/table_theory.py"
 
 
 rule paper_fig_training_curves:
@@ -362,6 +501,8 @@ rule paper_claims:
         direction=PAPER_DIRECTION,
         z=VERDICT_Z,
         cost_tolerance=COST_TOLERANCE,
+        benchmarks=BENCHMARKS,
+        real_benchmarks=REAL_BENCHMARKS,
     conda:
         "../../environment.yml"
     log:
@@ -375,15 +516,20 @@ rule paper_report:
     input:
         claims=f"{PAPER}/claims.json",
         main_table=f"{PAPER}/tables/main.md",
-        others=[p for p in PAPER_OUTPUTS if not p.endswith("README.md")],
+        theory_table=f"{PAPER}/tables/theory.md",
+        others=[p for p in PAPER_OUTPUTS + PROBE_OUTPUTS if not p.endswith("README.md")],
     output:
         f"{PAPER}/README.md",
     params:
         config_name=config["name"],
+        benchmarks=BENCHMARKS,
+        real_benchmarks=REAL_BENCHMARKS,
+        beyond_paper=_BEYOND_PAPER_WORDS,
+        theory_figures=_THEORY_FIGURES,
         command=" ".join(["snakemake --cores all"]
                          + [f"--configfile {os.path.relpath(f)}" for f in workflow.configfiles]),
         benchmarks_dir=f"{RESULTS}/benchmarks",
-        tables=[{"title": title, "files": table_files(name)} for name, title in _TABLES.items()],
+        tables=[{"title": title, "files": table_files(name)} for name, title in _REPORT_TABLES.items()],
         figures=[{"title": title, **figure_files(name)} for name, title in _FIGURES.items()],
         links=[("All claims with their verdicts", f"{PAPER}/claims.md"),
                ("Claims as JSON", f"{PAPER}/claims.json"),

@@ -23,6 +23,7 @@ PROBE_BENCHMARKS = list(dict.fromkeys(
     _SYNTHETIC + [PRETRAIN_SOURCE[f] for b in _SYNTHETIC for f in TOKEN_FAMILIES[b] if token_layer_setting(f) == "probe"]
 ))
 PROBE_OUTPUTS = [path for path in table_files("probe").values()] if PROBE_BENCHMARKS else []
+PROBE_TABLE_TITLE = "Linear probes of the frozen towers' token blocks, per kind of boundary negative"
 
 
 rule probe_layers:
@@ -59,7 +60,7 @@ if PROBE_BENCHMARKS:
             token_layers={f: token_layer_setting(f) for f in PRETRAIN_SOURCE},
             pretrain_source=PRETRAIN_SOURCE,
             text_layers={b: text_layer_setting(b) for b in PROBE_BENCHMARKS},
-            title="Linear probes of the frozen towers' token blocks, per kind of boundary negative",
+            title=PROBE_TABLE_TITLE,
         conda:
             "../../environment.yml"
         log:

@@ -7,8 +7,9 @@ Output (``paper/data/results.json``)::
      "results": {benchmark: {split: {method: {"seeds": [...],
                  "metrics": {"retrieval.mean.R@1": {"mean", "std", "n", "values"}, ...}}}}}}
 
-Every numeric leaf of the metric sections becomes a dotted path; ``retrieval.mean.*`` and
-``retrieval_reranked.mean.*`` are added: per seed, the mean of the two retrieval directions.
+Every numeric leaf of the metric sections becomes a dotted path; wherever a section holds both
+retrieval directions (``retrieval``, ``retrieval_reranked``, ``retrieval_reranked_combined``, and
+the same under ``untrained``), ``<path>.mean.*`` is added: per seed, the mean of the two directions.
 Statistics come from ``bacl.metrics.judgement.aggregate_seeds`` (mean, sample std).
 """
 
@@ -21,7 +22,10 @@ from joblog import redirect_to_log
 from paper_common import read_json, write_json
 
 # The sections of an evaluation JSON that hold metrics (the rest is provenance: method, paths).
-METRIC_SECTIONS = ("retrieval", "retrieval_reranked", "boundary", "boundary_match_head", "multiple_choice", "ael")
+# ``untrained``: the same head metrics of the aligner with its cross-modal Transformer at its
+# initialisation (the reference a trained head must beat).
+METRIC_SECTIONS = ("retrieval", "retrieval_reranked", "retrieval_reranked_combined", "boundary",
+                   "boundary_match_head", "multiple_choice", "ael", "attention", "untrained")
 DIRECTIONS = ("image_to_text", "text_to_image")
 
 
@@ -39,18 +43,18 @@ def flatten_metrics(result: dict) -> dict[str, float]:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
+            both = [node.get(direction) for direction in DIRECTIONS]
+            if all(isinstance(part, dict) for part in both):
+                for key in sorted(set(both[0]) & set(both[1])):
+                    values = [part[key] for part in both]
+                    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+                        flat[f"{path}.mean.{key}"] = sum(map(float, values)) / 2
         elif isinstance(node, numbers.Real) and not isinstance(node, bool):
             flat[path] = float(node)
 
     for section in METRIC_SECTIONS:
         if section in result:
             walk(result[section], section)
-            both = [result[section].get(direction) for direction in DIRECTIONS]
-            if all(isinstance(part, dict) for part in both):
-                for key in sorted(set(both[0]) & set(both[1])):
-                    values = [part[key] for part in both]
-                    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-                        flat[f"{section}.mean.{key}"] = sum(map(float, values)) / 2
     if not flat:
         raise ValueError(f"result has no metrics in any of {METRIC_SECTIONS}")
     return flat

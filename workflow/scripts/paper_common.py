@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from bacl.metrics import mean_std
+
 # How the paper's headline columns map onto our benchmarks and metrics (our choice; the paper's
 # numbers are in paper_claims.PAPER_TABLE under the same keys). "{direction}" is the retrieval
 # direction the tables report (RETRIEVAL_DIRECTIONS).
@@ -28,11 +30,40 @@ MAIN_COLUMNS = (
     {"key": "audio_video_acc", "label": "Audio-video Acc", "benchmark": "audio_video_text",
      "metric": "multiple_choice.accuracy"},
 )
+# Retrieval through the match head (the combined re-ranking) beside each R@1 column, for the methods
+# with a cross-modal Transformer ("–" for the others): ours only, the paper reports one R@1.
+RERANKED_COLUMNS = {column["key"]: {**column, "label": f"{column['label']} re-ranked",
+                                    "metric": "retrieval_reranked_combined.{direction}.R@1"}
+                    for column in MAIN_COLUMNS if column["metric"] == "retrieval.{direction}.R@1"}
+# What each benchmark stands in for at the CPU scale (the paper's dataset of its column).
+STANDS_IN_FOR = {"image_text": "LAION-400M", "video_text": "WebVid", "audio_text": "WavText5K",
+                 "audio_video_text": "VAST-27M"}
 # "mean" is the per-seed average of text->x and x->text (computed by aggregate_results.py).
 RETRIEVAL_DIRECTIONS = ("mean", "text_to_image", "image_to_text")
 DIRECTION_WORDS = {"mean": "the mean of text-to-x and x-to-text", "text_to_image": "text-to-x",
                    "image_to_text": "x-to-text"}
 MISSING = "–"  # a cell the configuration did not run, or the paper did not report
+
+
+def data_words(benchmarks: list[str], real: list[str]) -> str:
+    """What our benchmarks are, for a table note: synthetic stand-ins or real data (``real``: the
+    benchmarks read from real datasets, REAL_BENCHMARKS of realdata.smk)."""
+    synthetic = [b for b in benchmarks if b not in real]
+    parts = []
+    if synthetic:
+        parts.append("synthetic boundary benchmarks (" + ", ".join(
+            f"{b} stands in for {STANDS_IN_FOR[b]}" for b in synthetic if b in STANDS_IN_FOR) + ")")
+    if [b for b in benchmarks if b in real]:
+        parts.append("real data read from the config's local paths (" + ", ".join(b for b in benchmarks if b in real)
+                     + "; the datasets named under data.<benchmark>)")
+    return " and ".join(parts) or "no benchmark"
+
+
+def choice_words(benchmark: str, real: list[str]) -> str:
+    """What the multiple-choice options of ``benchmark`` are: boundary negatives (synthetic) or
+    captions of other clips (real data has no boundary negatives)."""
+    return "captions of other clips (real data: no boundary negatives)" if benchmark in real else \
+        "its boundary negatives"
 
 
 class MeanStd(NamedTuple):
@@ -41,6 +72,13 @@ class MeanStd(NamedTuple):
     mean: float
     std: float
     n: int
+
+
+class Marked(NamedTuple):
+    """A table cell with a mark after its value, e.g. a negative type at chance in the probe ("†")."""
+
+    value: object
+    mark: str
 
 
 def metric_path(template: str, direction: str) -> str:
@@ -72,9 +110,11 @@ def write_json(path, payload) -> None:
 
 
 def cell(summary: dict, benchmark: str, split: str, method: str, metric: str) -> dict | None:
-    """``{"mean", "std", "n", "values"}`` of one metric, or None where it was not measured."""
+    """``{"mean", "std", "n", "values", "seeds"}`` of one metric (``values`` in the order of the
+    method's ``seeds``), or None where it was not measured."""
     try:
-        return summary["results"][benchmark][split][method]["metrics"][metric]
+        entry = summary["results"][benchmark][split][method]
+        return {**entry["metrics"][metric], "seeds": entry["seeds"]}
     except KeyError:
         return None
 
@@ -84,11 +124,30 @@ def percent(stats: dict | None) -> MeanStd | None:
     return None if stats is None else MeanStd(100 * stats["mean"], 100 * stats["std"], stats["n"])
 
 
-def contrast(terms: list[tuple[float, dict]]) -> dict:
-    """A linear combination sum_i w_i * mean_i of independent seed means, with its standard error.
+def level(stats: dict | None) -> float | None:
+    """A level that does not vary with the seed (a chance level of the split), in percent."""
+    return None if stats is None else 100 * stats["mean"]
 
-    ``terms``: (weight w_i, cell with mean, std, n). SE = sqrt(sum_i w_i^2 std_i^2 / n_i): the
-    methods are trained independently, so their seed means are treated as independent.
+
+def chance_text(summary: dict, benchmark: str, split: str, method: str, section: str) -> str | None:
+    """"a / b": the chance levels of "the positive beats all M negatives" in ``section`` (e.g.
+    ``boundary_match_head``), in percent: E[0.5^M] (independent comparisons) / E[1/(M+1)]
+    (exchangeable scores); None where the evaluation gives none."""
+    independent = cell(summary, benchmark, split, method, f"{section}.chance.accuracy")
+    exchangeable = cell(summary, benchmark, split, method, f"{section}.chance.accuracy_exchangeable")
+    if independent is None or exchangeable is None:
+        return None
+    return f"{100 * independent['mean']:.1f} / {100 * exchangeable['mean']:.1f}"
+
+
+def contrast(terms: list[tuple[float, dict]]) -> dict:
+    """A linear combination sum_i w_i * mean_i of seed means, with its standard error.
+
+    ``terms``: (weight w_i, cell with mean, std, n; optionally ``values`` and ``seeds``). When every
+    cell has the same two or more seeds (the seed fixes the data order, so runs with one seed are
+    paired), SE is that of the per-seed contrasts d_s = sum_i w_i x_is: std(d) / sqrt(n) ("paired").
+    Otherwise the seed means are treated as independent: SE = sqrt(sum_i w_i^2 std_i^2 / n_i).
+    Returns ``{"estimate", "se", "n", "paired"}``.
     """
     if not terms:
         raise ValueError("terms must hold at least one (weight, cell) pair")
@@ -96,20 +155,27 @@ def contrast(terms: list[tuple[float, dict]]) -> dict:
         if not isinstance(stats, dict) or not {"mean", "std", "n"} <= set(stats) or stats["n"] < 1:
             raise ValueError(f"each term needs a cell with mean, std and n >= 1, got {stats!r} (weight {weight})")
     estimate = sum(weight * stats["mean"] for weight, stats in terms)
+    seeds = [tuple(stats.get("seeds") or ()) for _, stats in terms]
+    paired = (len(set(seeds)) == 1 and len(seeds[0]) >= 2
+              and all(len(stats.get("values") or ()) == len(seeds[0]) for _, stats in terms))
+    if paired:
+        per_seed = [sum(weight * stats["values"][s] for weight, stats in terms) for s in range(len(seeds[0]))]
+        _, spread = mean_std(per_seed)
+        return {"estimate": estimate, "se": spread / math.sqrt(len(per_seed)), "n": len(per_seed), "paired": True}
     se = math.sqrt(sum(weight ** 2 * stats["std"] ** 2 / stats["n"] for weight, stats in terms))
-    return {"estimate": estimate, "se": se, "n": min(stats["n"] for _, stats in terms)}
+    return {"estimate": estimate, "se": se, "n": min(stats["n"] for _, stats in terms), "paired": False}
 
 
-def merge_terms(terms: list[tuple[float, str]]) -> list[tuple[float, str]]:
-    """(weight, method) pairs with each method once (weights summed, zeros dropped), first-seen order.
+def merge_terms(terms: list[tuple]) -> list[tuple]:
+    """(weight, key) pairs with each key once (weights summed, zeros dropped), first-seen order.
 
-    A method that appears twice in a contrast is one random mean, not two independent ones; its
-    weights must be added before the standard error is computed.
+    A key (a method, or a (method, metric) pair) that appears twice in a contrast is one random
+    mean, not two independent ones; its weights must be added before the standard error is computed.
     """
-    merged: dict[str, float] = {}
-    for weight, method in terms:
-        merged[method] = merged.get(method, 0.0) + weight
-    return [(weight, method) for method, weight in merged.items() if weight != 0]
+    merged: dict = {}
+    for weight, key in terms:
+        merged[key] = merged.get(key, 0.0) + weight
+    return [(weight, key) for key, weight in merged.items() if weight != 0]
 
 
 def git_commit(cwd=".") -> str:
@@ -137,6 +203,8 @@ class Table:
             raise ValueError(f"rows {bad} do not have {len(self.columns)} values like columns {self.columns}")
 
     def text(self, value) -> str:
+        if isinstance(value, Marked):
+            return self.text(value.value) + value.mark
         if value is None:
             return MISSING
         if isinstance(value, MeanStd):
@@ -146,28 +214,34 @@ class Table:
         return str(value)
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+        def escape(text: str) -> str:  # a "|" inside a cell would end it
+            return text.replace("|", "\\|")
+
+        lines = [f"### {self.title}", "", "| " + " | ".join(map(escape, self.columns)) + " |",
                  "|" + "|".join("---" for _ in self.columns) + "|"]
-        lines += ["| " + " | ".join(self.text(v) for v in row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(escape(self.text(v)) for v in row) + " |" for row in self.rows]
         return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
 
     def csv_rows(self) -> list[list]:
-        """Header and rows; a column holding MeanStd cells becomes "<name> mean", "<name> std"."""
-        split = [any(isinstance(row[i], MeanStd) for row in self.rows) for i in range(len(self.columns))]
+        """Header and rows; a column holding MeanStd cells becomes "<name> mean", "<name> std", and
+        one holding Marked cells gets a "<name> mark" column after it."""
+        plain = [[v.value if isinstance(v, Marked) else v for v in row] for row in self.rows]
+        split = [any(isinstance(row[i], MeanStd) for row in plain) for i in range(len(self.columns))]
+        marked = [any(isinstance(row[i], Marked) for row in self.rows) for i in range(len(self.columns))]
         header = []
-        for name, is_split in zip(self.columns, split):
+        for name, is_split, has_mark in zip(self.columns, split, marked):
             header += [f"{name} mean", f"{name} std"] if is_split else [name]
+            header += [f"{name} mark"] if has_mark else []
         body = []
-        for row in self.rows:
+        for row, values in zip(self.rows, plain):
             out = []
-            for value, is_split in zip(row, split):
+            for value, original, is_split, has_mark in zip(values, row, split, marked):
                 if is_split:
-                    if isinstance(value, MeanStd):
-                        out += [value.mean, value.std]
-                    else:
-                        out += ["" if value is None else value, ""]
+                    out += [value.mean, value.std] if isinstance(value, MeanStd) else ["" if value is None else value, ""]
                 else:
                     out.append("" if value is None else value)
+                if has_mark:
+                    out.append(original.mark.strip() if isinstance(original, Marked) else "")
             body.append(out)
         return [header, *body]
 
@@ -175,7 +249,8 @@ class Table:
         def escape(text: str) -> str:
             for old, new in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                              ("±", r"$\pm$"), ("–", "--"), ("→", r"$\to$"), ("λ", r"$\lambda$"), ("β", r"$\beta$"),
-                             ("Δ", r"$\Delta$")):
+                             ("Δ", r"$\Delta$"), ("†", r"\textdagger{}"), ("η", r"$\eta$"), ("ρ", r"$\rho$"),
+                             ("≥", r"$\geq$"), ("≤", r"$\leq$"), ("∪", r"$\cup$"), ("−", "-")):
                 text = text.replace(old, new)
             return text
 

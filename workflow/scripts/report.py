@@ -1,6 +1,7 @@
 """paper/README.md: the report a reader opens first. It states the command and commit that made it
-and the pipeline's measured job times, shows the headline table and the verdict counts, and
-links every table, figure and claim file."""
+and the pipeline's measured job times, shows the headline table, the verdict counts with the share
+of inconclusive claims and the theory notebooks' verdicts with their controls and figures, says
+what goes beyond the paper, and links every table, figure and claim file."""
 
 import datetime
 import glob
@@ -11,7 +12,7 @@ from pathlib import Path
 from aggregate_training import parse_benchmark_tsv
 from claims_render import VERDICT_ORDER
 from joblog import redirect_to_log
-from paper_common import git_commit, read_json
+from paper_common import data_words, git_commit, read_json
 
 
 def job_times(tsv_texts: dict[str, str], root: str) -> dict:
@@ -61,7 +62,9 @@ def _hours(seconds: float) -> str:
 
 def report_markdown(config_name: str, commit: str, command: str, times: dict | None, counts: dict,
                     main_table: str, tables: list[dict], figures: list[dict], links: list[tuple[str, str]],
-                    invocations: list[tuple[str, float]] | None = None) -> str:
+                    invocations: list[tuple[str, float]] | None = None, *,
+                    data: str = "synthetic boundary benchmarks", inconclusive: dict | None = None,
+                    theory: dict | None = None, beyond_paper: str | None = None) -> str:
     """The whole README.md.
 
     Args:
@@ -72,10 +75,14 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
         tables: ``{"title", "files": {extension: relative path}}`` per table.
         figures: ``{"title", "png", "pdf"}`` (relative paths) per figure.
         links: (title, relative path) of further files.
+        data: what the benchmarks are (paper_common.data_words).
+        inconclusive: claims.json's ``inconclusive`` (claims_verdict.inconclusive_share).
+        theory: ``{"table": Markdown of the theory table, "figures": [{"title", "png", "pdf"}]}``.
+        beyond_paper: a sentence on what this reproduction adds that the paper does not have.
     """
     lines = [f"# BACL reproduction: report ({config_name})", "",
              "Reproduction of *Aligning by Misaligning: Boundary-aware Curriculum Learning for Multimodal "
-             "Alignment* (BACL, NeurIPS 2025, arXiv 2511.08399) on synthetic boundary benchmarks. Every number "
+             f"Alignment* (BACL, NeurIPS 2025, arXiv 2511.08399) on {data}. Every number "
              "below was computed by the Snakemake pipeline from its own runs, except the paper's published "
              "numbers, which are labelled as the paper's (real data, a far larger scale).", "",
              "## Provenance", "", f"* Command: `{command}`", f"* Git commit: `{commit}`",
@@ -95,8 +102,21 @@ def report_markdown(config_name: str, commit: str, command: str, times: dict | N
                      f"only redoes what is missing or outdated): {runs}.")
     ordered = [verdict for verdict in VERDICT_ORDER if verdict in counts] + sorted(set(counts) - set(VERDICT_ORDER))
     lines += ["", "## Claims", "", "Verdicts, by the mechanical rules stated in [claims.md](claims.md): "
-              + ", ".join(f"**{counts[verdict]}** {verdict}" for verdict in ordered) + ".", "",
-              "## Headline table", "", main_table.replace("### ", "#### "), "", "## Tables", ""]
+              + ", ".join(f"**{counts[verdict]}** {verdict}" for verdict in ordered) + "."]
+    if inconclusive:
+        lines += ["", f"Inconclusive (neither reproduced nor opposite within the rule's standard errors): "
+                      f"**{inconclusive['inconclusive']}** of {inconclusive['claims']} claims "
+                      f"({100 * inconclusive['share_of_claims']:.0f} %; {100 * inconclusive['share_of_testable']:.0f} % "
+                      "of the testable ones)."]
+    if beyond_paper:
+        lines += ["", f"**Beyond the paper.** {beyond_paper}"]
+    lines += ["", "## Headline table", "", main_table.replace("### ", "#### ")]
+    if theory:
+        lines += ["", "## Theory", "", theory["table"].replace("### ", "#### "), ""]
+        for figure in theory.get("figures", []):
+            lines += [f"![{figure['title']}]({figure['png']})", "",
+                      f"{figure['title']}: [PNG]({figure['png']}) · [PDF]({figure['pdf']})", ""]
+    lines += ["", "## Tables", ""]
     for table in tables:
         files = " · ".join(f"[{ext}]({path})" for ext, path in table["files"].items())
         lines.append(f"* {table['title']}: {files}")
@@ -125,10 +145,17 @@ def main(snakemake) -> None:
               for t in params.tables]
     figures = [{"title": f["title"], "png": rel(f["png"]), "pdf": rel(f["pdf"])} for f in params.figures]
     links = [(title, rel(path)) for title, path in params.links]
+    # The notebooks write their figures beside verdicts.json (not declared outputs): shown when present.
+    theory = {"table": Path(snakemake.input.theory_table).read_text(),
+              "figures": [{"title": f["title"], "png": rel(f["png"]), "pdf": rel(f["pdf"])}
+                          for f in params.theory_figures if os.path.exists(f["png"])]}
     text = report_markdown(params.config_name, git_commit(), params.command, job_times(tsvs, params.benchmarks_dir),
                            claims["counts"], Path(snakemake.input.main_table).read_text(), tables, figures, links,
                            invocation_times({path: os.path.getmtime(path) for path in glob.glob(".snakemake/log/*.log")},
-                                            datetime.datetime.now()))
+                                            datetime.datetime.now()),
+                           data=data_words(params.benchmarks, params.real_benchmarks),
+                           inconclusive=claims.get("inconclusive"), theory=theory,
+                           beyond_paper=params.beyond_paper)
     Path(snakemake.output[0]).write_text(text)
     logging.info("wrote %s", snakemake.output[0])
 

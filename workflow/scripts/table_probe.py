@@ -6,10 +6,9 @@ is flagged: no method can be judged on it with these tokens."""
 
 from joblog import redirect_to_log
 from paper_common import MeanStd, Table, read_json
+from type_flags import FLAG
 
 from bacl.probe import resolve_token_layer
-
-FLAG = " †"  # appended to a negative type at chance at every block
 
 
 def used_blocks(records: dict, token_layers: dict, pretrain_source: dict) -> dict[str, int]:
