@@ -50,6 +50,18 @@ def test_train_then_evaluate_end_to_end(tmp_path, feature_files):
         assert 0.0 <= result["retrieval"]["image_to_text"]["R@1"] <= 1.0
     assert {"retrieval_reranked", "boundary_match_head", "ael"} <= set(results["clip_bacl"])
     assert results["clip_bacl"]["retrieval_reranked"]["k"] == 4
+    # The untrained reference is the run's Transformer as its seed initialised it: its boundary
+    # accuracy (the Transformer's alone) is that of a fresh build at seed 0, the seed trained with.
+    from bacl.cli import _build
+    from bacl.evaluate import evaluate
+    from bacl.featureset import FeatureSet
+
+    test_set = FeatureSet.load(test_file)
+    fresh, _ = _build(load_config(config), "clip_bacl", test_set, seed=0)
+    untrained = results["clip_bacl"]["untrained"]["boundary_match_head"]
+    assert untrained == json.loads(json.dumps(evaluate(fresh, test_set, rerank_k=4)["boundary_match_head"]))
+    assert untrained != results["clip_bacl"]["boundary_match_head"]
+    assert "untrained" not in results["clip"]
     # 20 steps on the shared structure beat the frozen alignment on the held-out split
     zero_shot_map = results["zero_shot"]["retrieval"]["image_to_text"]["mAP"]
     for method in ("clip", "clip_bacl"):

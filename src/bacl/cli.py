@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                           help=f"the run's {FINAL_WEIGHTS}; omit for zero_shot (nothing trained)")
     evaluate.add_argument("--out", required=True, type=Path, nargs="+", metavar="JSON",
                           help="result files, one per --test, in the same order")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="the run's training seed: its untrained cross-modal Transformer is the reference "
+                               "the head metrics are reported against (default: 0)")
     return parser
 
 
@@ -148,6 +151,8 @@ def _train(args, config) -> dict:
 
 
 def _evaluate(args, config) -> None:
+    import copy
+
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -160,7 +165,9 @@ def _evaluate(args, config) -> None:
     for path, features in zip(args.test[1:], splits[1:]):
         if features.dims != splits[0].dims:
             raise ValueError(f"--test {path} has feature widths {features.dims}, {args.test[0]} has {splits[0].dims}")
-    aligner, settings = _build(config, args.method, splits[0], seed=0)
+    aligner, settings = _build(config, args.method, splits[0], seed=args.seed)
+    # The run's Transformer as training initialised it (same seed), before the weights load.
+    untrained = copy.deepcopy(aligner.cross_modal) if aligner.has_match_head else None
     if settings["spec"]["aligner"] != "zero_shot":
         if args.weights is None or not args.weights.is_file():
             raise FileNotFoundError(f"--weights {args.weights} does not exist (train the method first)")
@@ -174,7 +181,7 @@ def _evaluate(args, config) -> None:
             raise ValueError(f"--weights {args.weights} do not fit method {args.method!r}: {error}") from error
     for path, features, out in zip(args.test, splits, args.out):
         results = evaluate(aligner, features, rerank_k=config["evaluate"]["rerank_k"],
-                           batch_size=config["evaluate"]["batch_size"])
+                           batch_size=config["evaluate"]["batch_size"], untrained_cross_modal=untrained)
         results.update(method=args.method, config=config["name"], features=str(path),
                        weights=None if args.weights is None else str(args.weights))
         _atomic_json(out, results)

@@ -21,4 +21,4 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{{benchmark}}/{{method}}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m bacl evaluate --config {input.config} --method {wildcards.method} --test {input.features}"
-        " {params.weights} --out {output} --threads {threads} --quiet > {log} 2>&1"
+        " {params.weights} --seed {wildcards.seed} --out {output} --threads {threads} --quiet > {log} 2>&1"
