@@ -117,6 +117,25 @@ def test_padded_sample_equals_the_unpadded_one():
     torch.testing.assert_close(padded.text_states[:, :4], short.text_states)
 
 
+def test_context_positions_tell_a_sequence_from_its_reversal():
+    """Without context positions the Transformer reads the context as a set (a video clip and its
+    time reversal score the same); with them it does not, and padding still changes nothing."""
+    text, context, _, _ = token_batch(4, 2, 5, 6)
+    reversed_context = context.flip(1)
+    without = transformer()
+    torch.testing.assert_close(without(text, reversed_context).match_logit, without(text, context).match_logit)
+    torch.manual_seed(0)
+    with_positions = CrossModalTransformer(text_dim=text.shape[-1], context_dim=context.shape[-1], width=16, heads=2,
+                                           depth=2, context_positions=8)
+    assert not torch.allclose(with_positions(text, reversed_context).match_logit, with_positions(text, context).match_logit)
+    padded = torch.cat([context, torch.zeros(2, 2, context.shape[-1])], 1)
+    mask = torch.arange(8)[None].expand(2, -1) < 6
+    torch.testing.assert_close(with_positions(text, padded, context_mask=mask).match_logit,
+                               with_positions(text, context).match_logit)
+    with pytest.raises(ValueError, match="context_positions"):
+        with_positions(text, torch.cat([padded, context[:, :1]], 1))
+
+
 def test_cross_attention_matches_scaled_dot_product_attention():
     """The probabilities returned are the ones that weight the values (checked against torch's SDPA)."""
     text, context, text_mask, context_mask = token_batch(5, 3, 4, 6)
@@ -337,7 +356,8 @@ def test_bad_transformer_inputs_name_the_argument(change, name):
 @pytest.mark.parametrize(
     "kwargs, name",
     [(dict(width=0), "width"), (dict(depth=1.5), "depth"), (dict(heads=3), "heads"), (dict(text_dim=-1), "text_dim"),
-     (dict(mlp_ratio=0.0), "mlp_ratio"), (dict(dropout=1.0), "dropout")],
+     (dict(mlp_ratio=0.0), "mlp_ratio"), (dict(dropout=1.0), "dropout"), (dict(context_positions=-1), "context_positions"),
+     (dict(context_positions=True), "context_positions")],
 )
 def test_bad_transformer_settings_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -1,8 +1,9 @@
 """CLA: the cross-modal Transformer and the contrastive local attention loss.
 
 The Transformer lets text tokens attend to another modality's tokens (image patches, video frame
-tokens, audio patches) and returns its cross-attention probabilities. For a positive pair and the
-hardest BNS negative (same context, the negative caption) CLA compares the two maps,
+tokens, audio patches) and returns its cross-attention probabilities. The literal CLA compares the
+map of a positive pair with that of each negative of its match list (same context, the negative
+caption),
 
     dA = |A+ - A-|,   A_b = A- * (1 + beta * dA),   L_local = mean_{(i, j) in Omega} -log A_b(i, j),
 
@@ -123,9 +124,12 @@ class _CrossModalLayer(nn.Module):
 class CrossModalTransformer(nn.Module):
     """Text tokens attending to context tokens, with a match head; returns its attention maps.
 
-    No positional embedding is added: the tokens come from frozen encoders whose outputs already
-    carry position, and the context token sets differ in length across modalities. The context is
-    projected and LayerNorm'd once and is not updated by the layers (it only supplies keys/values).
+    Text tokens get no positional embedding (the text tower's outputs carry position). Context
+    tokens get a learned one per slot when ``context_positions`` > 0: image patches carry their
+    position from the ViT, but video frame tokens carry no time, so without it the Transformer
+    reads a clip as a set of frames and cannot tell a clip from its time-reversed sibling. The
+    context is projected and LayerNorm'd once and is not updated by the layers (it only supplies
+    keys/values).
 
     Args:
         text_dim: feature size of the text tokens.
@@ -136,10 +140,12 @@ class CrossModalTransformer(nn.Module):
         mlp_ratio: MLP hidden size over width; 4 as in ViT/BERT.
         dropout: on the residual branches; 0 because the frozen encoders' features are the input
             and the head is small.
+        context_positions: learned context position embeddings (the most context tokens a sample
+            may have); 0, none.
     """
 
     def __init__(self, text_dim: int, context_dim: int, width: int = 256, depth: int = 4, heads: int = 4,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0):
+                 mlp_ratio: float = 4.0, dropout: float = 0.0, context_positions: int = 0):
         super().__init__()
         for name, value in (("text_dim", text_dim), ("context_dim", context_dim), ("width", width),
                             ("depth", depth), ("heads", heads)):
@@ -152,6 +158,11 @@ class CrossModalTransformer(nn.Module):
         self.text_dim, self.context_dim = text_dim, context_dim
         self.text_projection = nn.Sequential(nn.Linear(text_dim, width), nn.LayerNorm(width))
         self.context_projection = nn.Sequential(nn.Linear(context_dim, width), nn.LayerNorm(width))
+        if isinstance(context_positions, bool) or not isinstance(context_positions, int) or context_positions < 0:
+            raise ValueError(f"context_positions must be a non-negative integer, got {context_positions!r}")
+        # Small initial values (as ViT's 0.02): the frozen tokens' own content dominates at the start.
+        self.context_position = (nn.Parameter(0.02 * torch.randn(context_positions, width))
+                                 if context_positions else None)
         self.layers = nn.ModuleList(_CrossModalLayer(width, heads, mlp_ratio, dropout) for _ in range(depth))
         self.match_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
 
@@ -189,6 +200,11 @@ class CrossModalTransformer(nn.Module):
 
         text = self.text_projection(text_tokens)
         context = self.context_projection(context_tokens)
+        if self.context_position is not None:
+            if context.shape[1] > self.context_position.shape[0]:
+                raise ValueError(f"context_tokens has {context.shape[1]} tokens, more than the "
+                                 f"context_positions={self.context_position.shape[0]} the model was built for")
+            context = context + self.context_position[: context.shape[1]]
         layer_attentions = []
         for layer in self.layers:
             text, probabilities = layer(text, context, text_mask, context_mask)

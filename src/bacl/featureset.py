@@ -110,6 +110,7 @@ class FeatureSet:
             x_token=t["x_tokens"].shape[-1] if "x_tokens" in t else 0,
             text_token=t["text_tokens"].shape[-1] if "text_tokens" in t else 0,
             modalities=tuple((name, t[f"modality_{name}"].shape[-1]) for name in self.modality_names),
+            x_token_count=t["x_tokens"].shape[1] if "x_tokens" in t else 0,
         )
 
     def _float(self, name: str, index) -> torch.Tensor | None:

@@ -8,11 +8,10 @@ replaces an aligner's contrastive loss by :class:`~bacl.losses.BACLLoss` with BN
 
 from __future__ import annotations
 
-from ..attention import CrossModalTransformer
 from ..losses import BACLLoss
 from ..sampler import BoundarySampler
 from ..schedule import CurriculumSchedule
-from .base import Aligner, CLIPAligner, FeatureBatch, FeatureDims, ProjectionHead, ZeroShotAligner
+from .base import Aligner, CLIPAligner, FeatureBatch, FeatureDims, ProjectionHead, ZeroShotAligner, cross_modal_transformer
 from .blip import BLIPAligner
 from .gram import GRAMAligner
 from .m3jepa import M3JEPAAligner
@@ -57,8 +56,7 @@ def add_bacl(aligner: CLIPAligner, dims: FeatureDims, *, use_bns: bool, use_cla:
     cross_modal = None
     if use_cla:
         # BLIP already has a matching Transformer: CLA shapes that one rather than adding a second.
-        cross_modal = aligner.cross_modal or CrossModalTransformer(
-            text_dim=dims.text_token, context_dim=dims.x_token, **(transformer or {}))
+        cross_modal = aligner.cross_modal or cross_modal_transformer(dims, transformer)
     aligner.contrastive = BACLLoss(
         use_bns=use_bns, use_cla=use_cla, sampler=BoundarySampler(**sampler_settings) if use_bns else None,
         cross_modal=cross_modal, **{k: bacl[k] for k in LOSS_KEYS if k in bacl}, **(distributed or {}),

@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attention import CrossModalTransformer
 from ..candidates import CandidatePool
 from ..losses import BACLLoss
 from ..validation import check_floating
 
-__all__ = ["FeatureBatch", "FeatureDims", "ProjectionHead", "Aligner", "CLIPAligner", "ZeroShotAligner"]
+__all__ = ["FeatureBatch", "FeatureDims", "ProjectionHead", "Aligner", "CLIPAligner", "ZeroShotAligner",
+           "cross_modal_transformer"]
 
 # CLIP's initial temperature 0.07 and its cap of 100 on the logit scale.
 INITIAL_LOGIT_SCALE = math.log(1 / 0.07)
@@ -61,6 +63,16 @@ class FeatureDims:
     x_token: int  # Dx
     text_token: int  # Dt
     modalities: tuple[tuple[str, int], ...] = ()  # (name, E_name) for GRAM
+    x_token_count: int = 0  # Lx, context tokens per sample (the cross-modal Transformer's positions)
+
+
+def cross_modal_transformer(dims: FeatureDims, transformer: dict | None = None) -> CrossModalTransformer:
+    """The cross-modal Transformer on features of widths ``dims``; ``transformer`` holds its settings,
+    ``context_positions: true`` (the default) giving it a learned position per context slot."""
+    settings = dict(transformer or {})
+    positions = dims.x_token_count if settings.pop("context_positions", True) else 0
+    return CrossModalTransformer(text_dim=dims.text_token, context_dim=dims.x_token, context_positions=positions,
+                                 **settings)
 
 
 class ProjectionHead(nn.Module):

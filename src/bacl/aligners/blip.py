@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..attention import CrossModalTransformer
-from .base import CLIPAligner, FeatureBatch, FeatureDims
+from .base import CLIPAligner, FeatureBatch, FeatureDims, cross_modal_transformer
 
 __all__ = ["BLIPAligner", "similarity_drawn_negatives"]
 
@@ -39,7 +38,7 @@ class BLIPAligner(CLIPAligner):
     def __init__(self, dims: FeatureDims, embed_dim: int | None = None, itm_weight: float = 1.0,
                  itm_anchors: int | None = None, **transformer):
         super().__init__(dims, embed_dim)
-        self.matcher = CrossModalTransformer(text_dim=dims.text_token, context_dim=dims.x_token, **transformer)
+        self.matcher = cross_modal_transformer(dims, transformer)
         self.itm_weight = itm_weight  # ALBEF/BLIP weigh ITC and ITM equally
         # ITM on at most this many anchors per step (the first of the shuffled batch); None: all.
         # Negatives are still drawn from the whole batch. Bounds the Transformer's cost.
