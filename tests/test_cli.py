@@ -217,7 +217,7 @@ def test_method_settings_merge_overrides_without_touching_the_shared_sections():
     settings = method_settings(config, "clip")
     assert settings["train"]["steps"] == 5 and settings["train"]["batch_size"] == 16  # the rest from train
     assert settings["bacl"]["beta"] == 2.0 and settings["bacl"]["lambda_local"] == 0.3
-    assert settings["transformer"] == {"width": 16, "depth": 1, "heads": 2}
+    assert settings["transformer"] == {"width": 16, "depth": 1, "heads": 2, "context_positions": True}
     assert settings["spec"]["aligner"] == "clip"
     assert config == shared
 
