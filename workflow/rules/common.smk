@@ -49,9 +49,14 @@ def is_trained(method):
     return config["methods"][method]["aligner"] != "zero_shot"
 
 
+def seeds_for(method):
+    """Seeds of ``method``'s runs (its ``seeds`` list, else the config's)."""
+    return config["methods"][method].get("seeds", SEEDS)
+
+
 def runs():
     """(benchmark, method, seed) of every configured run."""
-    return [(b, m, s) for b in BENCHMARKS for m in methods_for(b) for s in SEEDS]
+    return [(b, m, s) for b in BENCHMARKS for m in methods_for(b) for s in seeds_for(m)]
 
 
 def encoder_weights(family):

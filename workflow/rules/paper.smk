@@ -453,13 +453,13 @@ if _HAS_ATTENTION:
             config=f"{RESULTS}/config.yaml",
             features=f"{RESULTS}/features/{FIGURE_BENCHMARK}/test.safetensors",
             data=f"{RESULTS}/data/{FIGURE_BENCHMARK}/test",
-            weights=f"{run_dir(FIGURE_BENCHMARK, _ATTENTION_METHOD, SEEDS[0])}/weights.safetensors",
+            weights=f"{run_dir(FIGURE_BENCHMARK, _ATTENTION_METHOD, seeds_for(_ATTENTION_METHOD)[0])}/weights.safetensors",
         output:
             f"{PAPER}/data/attention_maps.json",
         params:
             method=_ATTENTION_METHOD,
             benchmark=FIGURE_BENCHMARK,
-            seed=SEEDS[0],
+            seed=seeds_for(_ATTENTION_METHOD)[0],
             tokenizer=config["encoders"][ENCODER_FAMILIES[FIGURE_BENCHMARK][0]]["model"],
             max_examples=MAX_ATTENTION_EXAMPLES,
         threads: 1
