@@ -55,7 +55,7 @@ def test_invalid_config_stops_before_any_job(tmp_path):
 
 PAPER_FILES = [
     *(f"tables/{name}.{ext}" for name in ("main", "components", "schedules", "lambda_local", "beta", "ael",
-                                          "reranked", "heldout", "encoders") for ext in ("md", "csv", "tex")),
+                                          "reranked", "heldout", "encoders", "convergence") for ext in ("md", "csv", "tex")),
     *(f"figures/{name}.{ext}" for name in ("schedule_alpha", "boundary_scores", "training_curves",
                                            "attention_maps", "schedule_r1") for ext in ("png", "pdf")),
     "claims.md", "claims.json", "README.md",

@@ -114,6 +114,9 @@ if _FLOOR_METHOD is not None:
 _SIBLING_BENCHMARKS = [b for b in BENCHMARKS if b not in REAL_BENCHMARKS]
 if _SIBLING_BENCHMARKS:
     _TABLES["siblings"] = "Do boundary negatives reach training? Sibling shares of the BNS pools and draws"
+_TRAINED = {m: m for m in config["methods"] if is_trained(m)}
+if _TRAINED:
+    _TABLES["convergence"] = "Convergence and cost: the plateau criterion of every run, time per step, sibling draws"
 _TABLES["theory"] = "Theory: the notebooks' verdicts with their controls"
 # The probe table is probe.smk's (PROBE_OUTPUTS); the report lists it with the others.
 _REPORT_TABLES = {**_TABLES, **({"probe": PROBE_TABLE_TITLE} if PROBE_OUTPUTS else {})}
@@ -359,6 +362,26 @@ if _SIBLING_BENCHMARKS:
             f"{RESULTS}/logs/paper/table_siblings.log",
         script:
             "../scripts/table_siblings.py"
+
+
+if _TRAINED:
+
+    rule paper_table_convergence:
+        input:
+            training=f"{PAPER}/data/training.json",
+            pools=[f"{RESULTS}/features/{b}/train_pools.safetensors" for b in _SIBLING_BENCHMARKS],
+        output:
+            **table_outputs("convergence"),
+        params:
+            benchmarks=_SIBLING_BENCHMARKS,
+            methods=_TRAINED,
+            title=_TABLES["convergence"],
+        conda:
+            "../../environment.yml"
+        log:
+            f"{RESULTS}/logs/paper/table_convergence.log",
+        script:
+            "../scripts/table_convergence.py"
 
 
 rule paper_table_theory:

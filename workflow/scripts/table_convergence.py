@@ -21,7 +21,8 @@ from paper_common import MeanStd, Table, read_json
 
 COLUMNS = ["Benchmark", "Method", "Steps", "Val R@1 step 0 (%)", "Val R@1 final (%)", "R@1 gain, last quarter (pp)",
            "Plateau met", "Loss change, last quarter (%)", "Head acc untrained (%)", "Head acc final (%)",
-           "ms / step", "Peak RSS (MB)", "One-edit draws, first quarter (%)", "One-edit draws, last quarter (%)"]
+           "ms / step", "Peak RSS (MB)", "One-edit draws, first quarter (%)", "One-edit draws, last quarter (%)",
+           "One-edit match negatives, first quarter (%)", "One-edit match negatives, last quarter (%)"]
 # (column, field of the convergence summary, factor to the column's unit)
 SEED_FIELDS = (("Val R@1 step 0 (%)", "initial_val_r1", 1.0), ("Val R@1 final (%)", "final_val_r1", 1.0),
                ("R@1 gain, last quarter (pp)", "val_r1_gain_pp", 1.0),
@@ -85,8 +86,7 @@ def convergence_table(training: dict, methods: dict[str, str], title: str, pools
                          fields["Val R@1 final (%)"], fields["R@1 gain, last quarter (pp)"], met,
                          fields["Loss change, last quarter (%)"], fields["Head acc untrained (%)"],
                          fields["Head acc final (%)"], fields["ms / step"],
-                         _cell(cost.get("max_rss_mb")), fields["One-edit draws, first quarter (%)"],
-                         fields["One-edit draws, last quarter (%)"]])
+                         _cell(cost.get("max_rss_mb")), *(fields[column] for column in COLUMNS[-4:])])
             misses += _misses(benchmark, label, summary["runs"])
         if len(steps_seen) > 1:
             unequal.append(f"{benchmark} ({sorted(steps_seen)})")
@@ -102,7 +102,8 @@ def convergence_table(training: dict, methods: dict[str, str], title: str, pools
              "'untrained' is the step-0 point, before any update. ms / step: each training job's wall time "
              "(Snakemake benchmark, so with start-up, feature loading and validation) over its steps; peak RSS "
              "of the job. One-edit draws: share of BNS's drawn text negatives that are one-edit siblings of the "
-             "anchor's caption (log lines of the first / last quarter of the steps). – : not measured."]
+             "anchor's caption (log lines of the first / last quarter of the steps); one-edit match negatives: the "
+             "same share among the retrieved negatives of the cross-modal Transformer's match lists. – : not measured."]
     if pools:
         notes.append("One-edit siblings among the BNS pools' text candidates (what the draws pick from): "
                      + ", ".join(f"{b} {100 * share:.1f} %" for b, share in pools.items()) + ".")
