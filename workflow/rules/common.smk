@@ -50,8 +50,8 @@ def is_trained(method):
 
 
 def seeds_for(method):
-    """Seeds of ``method``'s runs (its ``seeds`` list, else the config's)."""
-    return config["methods"][method].get("seeds", SEEDS)
+    """Seeds of ``method``'s runs: the first ``num_seeds`` of the config's seeds (all when absent)."""
+    return SEEDS[: config["methods"][method].get("num_seeds", len(SEEDS))]
 
 
 def runs():
