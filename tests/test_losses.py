@@ -336,7 +336,7 @@ def test_match_list_draws_easy_batch_negatives_early_and_retrieved_ones_late():
 def test_last_draw_names_the_store_rows_it_drew():
     """The diagnostics name each drawn candidate by its row of the pool's store (the training split
     in bacl.train): the rows the pool lists at the drawn positions; the match list's batch draws
-    are not store rows and are marked invalid."""
+    are not store rows and are marked invalid, and so are the anchors the Transformer did not see."""
     from bacl.candidates import CandidatePool
 
     gen = torch.Generator().manual_seed(1)
@@ -359,6 +359,13 @@ def test_last_draw_names_the_store_rows_it_drew():
     retrieved = (match.index < 4) & match.valid
     assert torch.equal(last["match_valid"], retrieved)
     assert torch.equal(last["match_rows"][retrieved], rows.gather(1, match.index.clamp(max=3))[retrieved])
+    drawn.clear()
+    loss_fn.cla_anchors = 2
+    loss_fn(image, text, 10.0, progress=0.5, candidate_text=pool, candidate_image=CandidatePool(rows, store),
+            image_tokens=tokens(0, 6), text_tokens=tokens(1, 6), generator=torch.Generator().manual_seed(0))
+    seen = torch.zeros(6, dtype=torch.bool)
+    seen[:2] = True
+    assert torch.equal(loss_fn.last_draw["match_valid"], retrieved & seen[:, None])
 
 
 def test_sampling_correction_puts_the_drawn_set_in_its_own_softmax_with_the_draws_correction():

@@ -89,6 +89,10 @@ def test_contrast_of_runs_on_shared_seeds_is_the_standard_error_of_the_per_seed_
     assert paired["se"] == pytest.approx(stats(shifts, seeds)["std"] / math.sqrt(len(shifts)), abs=1e-9)
     other = common.contrast([(1, stats(b_values, seeds)), (-1, stats(a_values, [s + 100 for s in seeds]))])
     assert not other["paired"]  # different seeds: independent
+    # More seeds on one side (5 against 3): paired on the shared seeds only.
+    extra = common.contrast([(1, stats(b_values + [5.0, 7.0], seeds + [50, 51])), (-1, stats(a_values, seeds))])
+    assert extra["paired"] and extra["n"] == len(seeds)
+    assert extra["estimate"] == pytest.approx(paired["estimate"], abs=1e-9) and extra["se"] == pytest.approx(paired["se"])
 
 
 def test_table_renders_markdown_csv_latex_and_html(tmp_path):

@@ -123,6 +123,20 @@ def test_batch_gathers_the_candidate_pools():
         bare.batch(rows, candidates=True)
 
 
+def test_a_candidate_with_the_anchors_caption_is_never_admissible():
+    """Rows 2i and 2i+1 share a caption: another clip of the anchor's caption in its pool (of
+    either modality) is masked, the other candidates are admissible."""
+    features = latent_features(24, duplicate_pairs=True)
+    tensors = dict(features.tensors)
+    for name in ("x_neighbours", "text_neighbours"):
+        tensors[name] = tensors[name].clone()
+        tensors[name][2, 1] = 3  # row 3 has row 2's caption
+    batch = FeatureSet(tensors, features.meta).batch(torch.tensor([2, 5]), candidates=True, pool_size=4)
+    expected = torch.ones(2, 4, dtype=torch.bool)
+    expected[0, 1] = False
+    assert torch.equal(batch.candidate_x.mask, expected) and torch.equal(batch.candidate_text.mask, expected)
+
+
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 2.0), ("checkpoint_every", True),
                                           ("log_every", -1), ("lr", 0.0), ("lr", float("nan")),
                                           ("warmup_fraction", 1.0)])

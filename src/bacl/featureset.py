@@ -137,10 +137,15 @@ class FeatureSet:
                     raise ValueError(f"feature set {self.source} has no {name}: BNS pools need the candidate index")
             # Rows of the store, not copies: the loss embeds and reads only what it uses (CandidatePool).
             pool = slice(None, pool_size)
+            text_rows, x_rows = self.tensors["text_neighbours"][index][:, pool], self.tensors["x_neighbours"][index][:, pool]
+            # A candidate with the anchor's caption is a positive, never a negative: another clip of
+            # the same caption is not caught by the sampler's identical-feature guard (evaluation
+            # counts it as a hit), and on audio_text a third of the clip pools are such clips.
+            caption = self.tensors["caption_id"]
+            own = caption[index][:, None]
             batch.candidate_text = CandidatePool(
-                self.tensors["text_neighbours"][index][:, pool], self.tensors["text"], dtype=torch.float32,
+                text_rows, self.tensors["text"], dtype=torch.float32, mask=caption[text_rows] != own,
                 tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"),
                 token_ids=self.tensors.get("text_token_ids"))
-            batch.candidate_x = CandidatePool(self.tensors["x_neighbours"][index][:, pool], self.tensors["x"],
-                                              dtype=torch.float32)
+            batch.candidate_x = CandidatePool(x_rows, self.tensors["x"], dtype=torch.float32, mask=caption[x_rows] != own)
         return batch

@@ -294,10 +294,9 @@ class BACLLoss(nn.Module):
                     with torch.no_grad():
                         match_draw = self.sampler.draw(match_pool.similarities, progress, candidate_mask=match_pool.mask,
                                                        generator=generator, rank=self.rank, world_size=self.world_size)
-            if match_draw is not None:  # the match list's draws: rows of the store, share retrieved
-                rows, retrieved = match_pool.store_rows(match_draw.index, match_draw.valid)
-                self.last_draw.update(match_rows=rows, match_valid=retrieved,
-                                      match_retrieved_share=retrieved.sum() / match_draw.valid.sum().clamp_min(1))
+            if match_draw is not None:  # share of the match list's draws that are retrieved candidates
+                retrieved = match_pool.is_retrieved(match_draw.index) & match_draw.valid
+                self.last_draw["match_retrieved_share"] = retrieved.sum() / match_draw.valid.sum().clamp_min(1)
             local_term, match = self._local_terms(match_pool, match_draw, image_tokens, image_token_mask, text_tokens,
                                                   text_token_mask, text_token_ids, generator)
             losses["local_loss"] = self.lambda_local * local_term
@@ -335,6 +334,11 @@ class BACLLoss(nn.Module):
             zero = pool.all_positive.sum() * 0.0
             return zero, zero
         index, valid = index[keep], valid[keep]
+        if self.use_bns:  # the negatives the Transformer saw, by row of the retrieved store (diagnostics)
+            rows, retrieved = pool.store_rows(index, valid)
+            rows, anchors = rows.to(keep.device), pool.mask.shape[0]
+            self.last_draw["match_rows"] = rows.new_zeros(anchors, rows.shape[1]).index_copy(0, keep, rows)
+            self.last_draw["match_valid"] = retrieved.new_zeros(anchors, rows.shape[1]).index_copy(0, keep, retrieved)
         pairs = valid.nonzero()
         negatives, negatives_mask, negative_ids = pool.read_tokens(keep[pairs[:, 0]], index[pairs[:, 0], pairs[:, 1]],
                                                                   needs_ids)

@@ -143,25 +143,25 @@ def chance_text(summary: dict, benchmark: str, split: str, method: str, section:
 def contrast(terms: list[tuple[float, dict]]) -> dict:
     """A linear combination sum_i w_i * mean_i of seed means, with its standard error.
 
-    ``terms``: (weight w_i, cell with mean, std, n; optionally ``values`` and ``seeds``). When every
-    cell has the same two or more seeds (the seed fixes the data order, so runs with one seed are
-    paired), SE is that of the per-seed contrasts d_s = sum_i w_i x_is: std(d) / sqrt(n) ("paired").
-    Otherwise the seed means are treated as independent: SE = sqrt(sum_i w_i^2 std_i^2 / n_i).
-    Returns ``{"estimate", "se", "n", "paired"}``.
+    ``terms``: (weight w_i, cell with mean, std, n; optionally ``values`` and ``seeds``). When the
+    cells share two or more seeds (the seed fixes the data order, so runs with one seed are paired),
+    the contrast is taken on those common seeds: estimate mean(d) and SE std(d) / sqrt(n) of the
+    per-seed contrasts d_s = sum_i w_i x_is ("paired"; a method with 5 seeds against one with 3 is
+    compared on the 3). Otherwise the seed means are treated as independent: estimate sum_i w_i
+    mean_i, SE = sqrt(sum_i w_i^2 std_i^2 / n_i). Returns ``{"estimate", "se", "n", "paired"}``.
     """
     if not terms:
         raise ValueError("terms must hold at least one (weight, cell) pair")
     for weight, stats in terms:
         if not isinstance(stats, dict) or not {"mean", "std", "n"} <= set(stats) or stats["n"] < 1:
             raise ValueError(f"each term needs a cell with mean, std and n >= 1, got {stats!r} (weight {weight})")
+    by_seed = [dict(zip(stats.get("seeds") or (), stats.get("values") or ())) for _, stats in terms]
+    common = sorted(set.intersection(*(set(values) for values in by_seed)))
+    if len(common) >= 2:
+        per_seed = [sum(weight * values[seed] for (weight, _), values in zip(terms, by_seed)) for seed in common]
+        mean, spread = mean_std(per_seed)
+        return {"estimate": mean, "se": spread / math.sqrt(len(per_seed)), "n": len(per_seed), "paired": True}
     estimate = sum(weight * stats["mean"] for weight, stats in terms)
-    seeds = [tuple(stats.get("seeds") or ()) for _, stats in terms]
-    paired = (len(set(seeds)) == 1 and len(seeds[0]) >= 2
-              and all(len(stats.get("values") or ()) == len(seeds[0]) for _, stats in terms))
-    if paired:
-        per_seed = [sum(weight * stats["values"][s] for weight, stats in terms) for s in range(len(seeds[0]))]
-        _, spread = mean_std(per_seed)
-        return {"estimate": estimate, "se": spread / math.sqrt(len(per_seed)), "n": len(per_seed), "paired": True}
     se = math.sqrt(sum(weight ** 2 * stats["std"] ** 2 / stats["n"] for weight, stats in terms))
     return {"estimate": estimate, "se": se, "n": min(stats["n"] for _, stats in terms), "paired": False}
 

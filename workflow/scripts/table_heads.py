@@ -108,7 +108,9 @@ def heads_by_type_table(summary: dict, methods: dict, floor: dict, split: str, t
     for benchmark in summary["results"]:
         involved = [methods[label] for label in labels] + ([floor_method] if floor_method else [])
         for kind in _types(summary, benchmark, split, involved):
-            row = [benchmark, type_label(flags, benchmark, kind), 50.0]
+            # A pair's chance: the heads' stored pairwise chance level (the same for every type).
+            chance = level(cell(summary, benchmark, split, methods[labels[0]], f"{HEAD}.chance.pairwise"))
+            row = [benchmark, type_label(flags, benchmark, kind), chance]
             if floor_label:
                 row.append(percent(cell(summary, benchmark, split, floor_method, f"boundary.per_type.{kind}.accuracy")))
             for label in labels:
