@@ -157,7 +157,9 @@ def _head_metrics(cross_modal, features: FeatureSet, similarity: torch.Tensor, s
     eligible = _eligible_tokens(features["text_tokens"][rows], negative_tokens,
                                 features["text_token_mask"][rows] & negative_token_mask)
     divergent = most_divergent_token(positive_attention[rows], negative_attention, eligible)
-    wrong = features["negative_wrong_tokens"][rows, slots]
+    # Wrong words where no attention can differ (before the first differing frozen feature) cannot
+    # be localised: AEL, its chance level and its references are taken over the eligible ones.
+    wrong = features["negative_wrong_tokens"][rows, slots] & eligible
     wrong_positions = [torch.nonzero(row).flatten().tolist() for row in wrong]
     has_wrong = wrong.any(1)
     # No Transformer at all: the eligible token whose frozen feature differs most between the captions.
@@ -169,8 +171,8 @@ def _head_metrics(cross_modal, features: FeatureSet, similarity: torch.Tensor, s
         "frozen_reference": attention_error_localization(frozen_pick, wrong_positions, valid=has_wrong)["ael"],
         "eligible_tokens_mean": eligible.sum(1).float().mean().item(),
     }
-    results["attention"] = attention_diagnostics(positive_attention[rows], negative_attention, wrong & eligible,
-                                                 eligible, features["x_token_mask"][rows])
+    results["attention"] = attention_diagnostics(positive_attention[rows], negative_attention, wrong, eligible,
+                                                 features["x_token_mask"][rows])
     return results
 
 
