@@ -6,26 +6,20 @@ gradients are exact sums, not Monte Carlo estimates.
 
 import itertools
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bacl.sampler import BoundarySampler
-from bacl.sampling_correction import MAX_SET_SIZE, mcfadden_offsets, sampling_correction, set_log_probability
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def plackett_luce_set_probability(weights: list[float], members: tuple[int, ...], rest: float) -> float:
-    """Sum over the orders of ``members`` of the successive-sampling probabilities (brute force)."""
-    total = 0.0
-    for order in itertools.permutations(members):
-        remaining, probability = sum(weights[m] for m in members) + rest, 1.0
-        for m in order:
-            probability *= weights[m] / remaining
-            remaining -= weights[m]
-        total += probability
-    return total
+from bacl.sampler import BoundarySampler  # noqa: E402
+from bacl.sampling_correction import MAX_SET_SIZE, mcfadden_offsets, sampling_correction, set_log_probability  # noqa: E402
+# The brute force over orders (theory's symbolic derivation uses it too): exact for floats as well.
+from theory.sims.symbolic import plackett_luce as plackett_luce_set_probability  # noqa: E402
 
 
 def rest_mass(log_weights: torch.Tensor, excluded) -> torch.Tensor:
