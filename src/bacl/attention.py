@@ -13,12 +13,13 @@ sample. ``most_divergent_token`` is the text token with the largest total diverg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .grouped_attention import ContextGroups, MaskedAttention, key_bias
+from .grouped_attention import AttentionMaps, ContextGroups, MaskedAttention, key_bias
 from .validation import check_finite, check_positive_number
 
 __all__ = [
@@ -64,13 +65,14 @@ class CrossModalOutput(NamedTuple):
     match_logit: (B,) matching score (logit of "this text describes this context").
     attention: (B, Lt, Lc) last layer's cross-attention probabilities averaged over heads; rows of
         valid text tokens sum to 1 over valid context tokens, padded rows and masked keys are 0.
-    layer_attentions: per layer, the (B, H, Lt, Lc) cross-attention probabilities as used.
+    layer_attentions: per layer, the (B, H, Lt, Lc) cross-attention probabilities as used, padded
+        rows 0 (a sequence that shapes each layer's map when it is read: :class:`AttentionMaps`).
     text_states: (B, Lt, width) final text states (pre-norm residual stream); padded rows are 0.
     """
 
     match_logit: torch.Tensor
     attention: torch.Tensor
-    layer_attentions: tuple[torch.Tensor, ...]
+    layer_attentions: Sequence[torch.Tensor]
     text_states: torch.Tensor
 
 
@@ -88,10 +90,10 @@ class _CrossModalLayer(nn.Module):
         # CLA reads are exactly the ones that weighted the values.
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, text, context, text_mask, text_bias, context_bias, groups=None):
+    def forward(self, text, context, text_bias, context_bias, groups=None):
         normed = self.self_norm(text)
-        text = text + self.dropout(self.self_attention(normed, normed, text_mask, text_bias)[0])
-        attended, probabilities = self.cross_attention(self.cross_norm(text), context, text_mask, context_bias, groups)
+        text = text + self.dropout(self.self_attention(normed, normed, text_bias)[0])
+        attended, probabilities = self.cross_attention(self.cross_norm(text), context, context_bias, groups)
         text = text + self.dropout(attended)
         text = text + self.dropout(self.mlp(self.mlp_norm(text)))
         return text, probabilities
@@ -190,18 +192,21 @@ class CrossModalTransformer(nn.Module):
                 raise ValueError(f"context_tokens has {context.shape[1]} tokens, more than the "
                                  f"context_positions={self.context_position.shape[0]} the model was built for")
             context = context + self.context_position[: context.shape[1]]
-        groups = None if context_index is None else ContextGroups(context_index, context.shape[0], text_mask)
+        groups = None if context_index is None else ContextGroups(context_index, context.shape[0], text.shape[1])
         text_bias, context_bias = key_bias(text_mask, text.dtype), key_bias(context_mask, context.dtype)
-        layer_attentions = []
+        probabilities = []
         for layer in self.layers:
-            text, probabilities = layer(text, context, text_mask, text_bias, context_bias, groups)
-            layer_attentions.append(probabilities)
+            text, layer_probabilities = layer(text, context, text_bias, context_bias, groups)
+            probabilities.append(layer_probabilities)
+        # Padded text rows never reach a valid one (they are masked keys in self-attention), so only
+        # the outputs zero them: the states here, the maps in AttentionMaps.
         text = text.masked_fill(~text_mask[..., None], 0.0)
         pooled = text.sum(1) / text_mask.sum(1, keepdim=True).to(text.dtype)
+        maps = AttentionMaps(probabilities, text_mask, groups)
         return CrossModalOutput(
             match_logit=self.match_head(pooled).squeeze(-1),
-            attention=layer_attentions[-1].mean(1),
-            layer_attentions=tuple(layer_attentions),
+            attention=maps.head_mean(),
+            layer_attentions=maps,
             text_states=text,
         )
 
