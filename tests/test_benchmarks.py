@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from paper_fixtures import claims
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -17,6 +18,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import bank_scaling  # noqa: E402
 import cache_effect  # noqa: E402
+import common  # noqa: E402
 import pipeline_stages  # noqa: E402
 import plot  # noqa: E402
 import cost_report  # noqa: E402
@@ -113,6 +115,24 @@ def test_before_and_after_table_reads_both_runs():
     assert "| clip | bacl | 18000.0 | 14400.0 | 9000.0 | 11 | 11 | 11 |" in text  # median ms and peak MiB of each run
     assert "| m3jepa | time: +BACL / same Transformer | – | – | – | <= 1.3x |" in text  # not measured: a dash
     assert cost_report.before_after_section(run("b" * 40, 1.0), []) == []
+
+
+def test_step_peak_counts_the_tensors_a_step_allocates_and_holds_at_once():
+    """3 MiB: two tensors alive at once; a tensor allocated before the step and freed in it does not
+    lower the count, and a profiled window before it does not raise it (the profiler's own counter
+    did both)."""
+    held = [torch.ones(2**18)]  # 1 MiB from before the step
+
+    def step():
+        held.clear()
+        first, second = torch.ones(2**19), torch.ones(2**18)  # 2 MiB + 1 MiB
+        del first, second
+        torch.ones(2**18)
+
+    kept = []
+    common.step_peak_bytes(lambda: kept.append(torch.ones(2**20)))  # allocated in a profiled window, freed outside
+    kept.clear()
+    assert common.step_peak_bytes(step) == 3 * 2**20
 
 
 def test_earlier_runs_are_the_baseline_then_the_kept_runs_by_date(tmp_path):
