@@ -12,8 +12,10 @@ bandwidth shared with the other work. On GPU the clock is wall time after synchr
 Peak memory of a training step is "the most bytes of tensors alive at once during the step that
 were allocated by it", measured by torch itself: on CUDA ``max_memory_allocated`` minus what was
 allocated before; on CPU the running total of the allocations torch's profiler records with
-``profile_memory=True`` (it counts only what is allocated inside the profiled window, so the
-baseline is 0). Process RSS is not used: glibc keeps freed pages, so RSS deltas depend on what
+``profile_memory=True``, each counted from its allocation inside the profiled window to its free
+(by address). The profiler's own "Total Allocated" counter is not used: it keeps the blocks that
+earlier profiled windows allocated and later unprofiled code freed, so it drifts upwards over a
+run (benchmarks/README.md). Process RSS is not used: glibc keeps freed pages, so RSS deltas depend on what
 ran before and would need a fresh subprocess per variant; tracemalloc does not see torch's
 allocator at all.
 """
@@ -147,14 +149,24 @@ def step_peak_bytes(fn: Callable[[], object], device: str = "cpu") -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    # The chrome trace is where the profiler exposes its running "Total Allocated" counter.
+    # The chrome trace is where the profiler exposes its allocation events (address, signed bytes).
     with tempfile.TemporaryDirectory() as tmp:
         trace_path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(trace_path))
         events = json.loads(trace_path.read_text())["traceEvents"]
-    totals = [event["args"]["Total Allocated"] for event in events
-              if event.get("name") == "[memory]" and event.get("args", {}).get("Device Type") == 0]
-    return int(max(totals, default=0))
+    memory = sorted((event for event in events
+                     if event.get("name") == "[memory]" and event.get("args", {}).get("Device Type") == 0),
+                    key=lambda event: event["ts"])
+    live, current, peak = {}, 0, 0  # blocks allocated in the window and not yet freed
+    for event in memory:
+        address, size = event["args"]["Addr"], event["args"]["Bytes"]
+        if size > 0:
+            live[address] = size
+            current += size
+        elif address in live:  # a block allocated before the window is not counted when freed either
+            current -= live.pop(address)
+        peak = max(peak, current)
+    return peak
 
 
 def write_json(path: str | Path, payload: dict) -> Path:

@@ -53,8 +53,9 @@ def end_to_end(step: dict, cache: dict | None) -> list[str]:
 def step_section(step: dict) -> list[str]:
     lines = ["### Step time and peak memory", "",
              ("Ratios of a training step (batch gathering, forward, backward, AdamW) of the aligner + BACL over the "
-              "same aligner with the same cross-modal Transformer trained by its match loss only (the issue's ratio, "
-              f"goal <= {GOAL}x time and memory at batch {GOAL_BATCH}) and over the plain aligner. Time: ratio of "
+              "same aligner with the same cross-modal Transformer trained by its match loss only (issue #14's ratio: "
+              f"target <= 1.15x time, goal {GOAL}x; <= {GOAL}x memory; at batch {GOAL_BATCH}) and over the plain "
+              "aligner. Time: ratio of "
               "medians, [min, max] of the per-round paired ratios. " + _environment(step["environment"]) + "."), "",
              ("| aligner | batch | time / same Transformer | time / plain | memory / same Transformer | "
               "memory / plain | BACL step ms | BACL peak MiB |"), "|---|---|---|---|---|---|---|---|"]
@@ -106,40 +107,68 @@ def _ratio(step: dict, aligner: str, numerator: str, denominator: str, kind: str
     return {"ratio": top["seconds_median"] / bottom["seconds_median"], "min": min(paired), "max": max(paired)}
 
 
-def before_after_section(after: dict, before: dict | None) -> list[str]:
-    """Issue #14's table: each targeted ratio at batch 256 before and after, with the commit of each."""
-    if before is None:
+def _label(run: dict) -> str:
+    """A run's column heading: its commit and the Transformer / CLA settings it measured."""
+    commit = (run["environment"].get("git_commit") or "unknown")[:10]
+    transformer, bacl = run.get("transformer"), run.get("bacl")
+    if not transformer or not bacl:
+        return commit
+    return f"{commit}, width {transformer['width']}, {bacl['cla_anchors']} anchors"
+
+
+def before_after_section(after: dict, earlier: list[dict]) -> list[str]:
+    """Issue #14's table: each targeted ratio at batch 256 in earlier runs (the first is "before")
+    and after, with the commit and settings of each."""
+    if not earlier:
         return []
-    commits = [(run["environment"].get("git_commit") or "unknown")[:10] for run in (before, after)]
+    runs = [*earlier, after]
+    labels = [_label(run) for run in runs]
     lines = ["### Before and after issue #14 (batch 256)", "",
-             (f"Each ratio from one run of `step_cost.py` (variants side by side in one process); before: commit "
-              f"{commits[0]} ({before['environment']['date'][:10]}, details/{BASELINE}.json), after: commit "
-              f"{commits[1]} ({after['environment']['date'][:10]}). Time: ratio of medians [min, max of the "
-              "per-round paired ratios]; memory: ratio of peak bytes."), "",
-             f"| aligner | ratio | before ({commits[0]}) | after ({commits[1]}) | target |", "|---|---|---|---|---|"]
+             ("Each ratio from one run of `step_cost.py` (variants side by side in one process), in date order: "
+              + "; ".join(f"{label} ({run['environment']['date'][:10]})" for label, run in zip(labels, runs))
+              + f". The first is the state before the issue's work (details/{BASELINE}.json), the last the "
+              "current one (details/step_cost.json); the others are kept as details/step_cost_<commit>.json. "
+              "A run measures the Transformer and CLA settings of its config (width, anchors per step): the "
+              "default config of its time, or the current code at an earlier run's settings, for a like-for-like "
+              "comparison. Time: ratio of medians [min, max of the per-round paired ratios]; memory: ratio of peak "
+              "bytes (runs before the branch `speed` read the profiler's drifting allocation counter, which pulls "
+              "their memory ratios towards 1: benchmarks/README.md)."), "",
+             "| aligner | ratio | " + " | ".join(labels) + " | target |", "|---|---|" + "---|" * len(runs) + "---|"]
     names = {"base": "plain", "bns": "+BNS", "match": "same Transformer", "bacl": "+BACL"}
     for (aligner, numerator, denominator, kind), target in TARGETS.items():
         cells = []
-        for run in (before, after):
+        for run in runs:
             r = _ratio(run, aligner, numerator, denominator, kind)
             cells.append("–" if r is None else f"{r['ratio']:.2f}x" + (
                 f" [{r['min']:.2f}, {r['max']:.2f}]" if "min" in r else ""))
         # BLIP's own base already trains the Transformer CLA shapes: it is BLIP's "same Transformer".
         reference = "same Transformer (BLIP's own)" if (aligner, denominator) == ("blip", "base") else names[denominator]
-        lines.append(f"| {aligner} | {kind}: {names[numerator]} / {reference} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {aligner} | {kind}: {names[numerator]} / {reference} | " + " | ".join(cells) + " | "
                      f"{'–' if target is None else f'<= {target}x'} |")
-    lines += ["", ("Step time and peak memory of each variant (median ms, MiB; the two runs were on different days "
+    lines += ["", ("Step time and peak memory of each variant (median ms, MiB; the runs were on different days "
                    "beside different load, so compare the times less strictly than the ratios, which are measured "
                    "within one run):"), "",
-              "| aligner | variant | before ms | after ms | before MiB | after MiB |", "|---|---|---|---|---|---|"]
-    old = {(m["aligner"], m["variant"]): m for m in before["measurements"] if m["batch_size"] == GOAL_BATCH}
-    for m in after["measurements"]:
-        was = old.get((m["aligner"], m["variant"]))
-        if m["batch_size"] == GOAL_BATCH and was is not None:
-            lines.append(f"| {m['aligner']} | {m['variant']} | {1e3 * was['seconds_median']:.1f} | "
-                         f"{1e3 * m['seconds_median']:.1f} | {was['peak_bytes'] / 2**20:.0f} | "
-                         f"{m['peak_bytes'] / 2**20:.0f} |")
+              "| aligner | variant | " + " | ".join(f"{label} ms" for label in labels) + " | "
+              + " | ".join(f"{label} MiB" for label in labels) + " |", "|---|---|" + "---|" * (2 * len(runs))]
+    by_run = [{(m["aligner"], m["variant"]): m for m in run["measurements"] if m["batch_size"] == GOAL_BATCH}
+              for run in runs]
+    for key in by_run[-1]:
+        found = [run.get(key) for run in by_run]
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(
+            "–" if m is None else f"{1e3 * m['seconds_median']:.1f}" for m in found) + " | " + " | ".join(
+            "–" if m is None else f"{m['peak_bytes'] / 2**20:.0f}" for m in found) + " |")
     return lines
+
+
+def earlier_runs(results: Path) -> list[dict]:
+    """The baseline (details/step_cost_baseline.json) and the other kept runs (details/step_cost_<commit>.json),
+    in date order; [] without a baseline."""
+    baseline = load(results, BASELINE)
+    if baseline is None:
+        return []
+    kept = [json.loads(path.read_text()) for path in (results / DETAILS).glob("step_cost_*.json")
+            if path.stem != BASELINE]
+    return [baseline, *sorted(kept, key=lambda run: run["environment"]["date"])]
 
 
 def bank_section(bank: dict) -> list[str]:
@@ -201,7 +230,7 @@ def main(argv=None) -> Path:
             lines += section(data) + [""]
         if data is not None and section is step_section:
             lines[-1:] = end_to_end(data, sections[2][0]) + [""]
-            comparison = before_after_section(data, load(args.results, BASELINE))
+            comparison = before_after_section(data, earlier_runs(args.results))
             lines += comparison + [""] if comparison else []
     lines += pipeline_section(args.results)
     if len(lines) == 5:

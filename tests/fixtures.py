@@ -229,3 +229,16 @@ class PicklePayload:
 
     def __reduce__(self):
         return os.mkdir, (self.marker,)
+
+
+def context_copies(transformer):
+    """The Transformer called with a copy of the context per caption instead of ``context_index``."""
+    forward = transformer.forward
+
+    def copied(text_tokens, context_tokens, text_mask=None, context_mask=None, context_index=None):
+        if context_index is not None:
+            context_tokens = context_tokens[context_index]
+            context_mask = None if context_mask is None else context_mask[context_index]
+        return forward(text_tokens, context_tokens, text_mask, context_mask)
+
+    transformer.forward = copied

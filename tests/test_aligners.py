@@ -275,15 +275,16 @@ def test_blip_never_matches_a_caption_against_its_duplicate():
     calls = []
     original = aligner.match_logits
 
-    def spy(x_tokens, x_mask, text_tokens, text_mask):
-        calls.append((x_tokens, text_tokens))
-        return original(x_tokens, x_mask, text_tokens, text_mask)
+    def spy(x_tokens, x_mask, text_tokens, text_mask, context_index):
+        calls.append((x_tokens[context_index], text_tokens))  # the x of each pair
+        return original(x_tokens, x_mask, text_tokens, text_mask, context_index)
 
     aligner.match_logits = spy
     for seed in range(10):
         calls.clear()
         aligner.loss(batch, 0.5, torch.Generator().manual_seed(seed))
-        (_, negative_text), (negative_x, _) = calls[1], calls[2]
+        (pair_x, pair_text), = calls  # the 3 x 3 pairs: positives, negative texts, negative x
+        negative_text, negative_x = pair_text[3:6], pair_x[6:9]
         assert torch.equal(negative_text[:2], batch.text_tokens[[2, 2]]), f"seed {seed}: duplicate caption drawn"
         assert torch.equal(negative_x[:2], batch.x_tokens[[2, 2]]), f"seed {seed}: x of a duplicate caption drawn"
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bacl.attention import (
+    CrossModalOutput,
     CrossModalTransformer,
     attention_divergence,
     contrastive_local_attention_loss,
@@ -74,6 +75,8 @@ def test_output_shapes(seed, batch, text_length, context_length, depth, heads):
     assert out.attention.shape == (batch, text_length, context_length)
     assert len(out.layer_attentions) == depth
     assert all(a.shape == (batch, heads, text_length, context_length) for a in out.layer_attentions)
+    assert out.layer_attentions[-1] is out.layer_attentions[depth - 1]  # shaped once, when read
+    assert len(out.layer_attentions[1:]) == depth - 1
     assert out.text_states.shape == (batch, text_length, 8)
     torch.testing.assert_close(out.attention, out.layer_attentions[-1].mean(1))
 
@@ -145,17 +148,65 @@ def test_cross_attention_matches_scaled_dot_product_attention():
     block = model.layers[-1].cross_attention
     block.register_forward_hook(lambda module, inputs, output: captured.update(inputs=inputs, output=output))
     out = model(text, context, text_mask, context_mask)
-    queries, keys, _, key_mask = captured["inputs"]
+    queries, keys = captured["inputs"][:2]
 
     def split(x):  # (B, L, W) -> (B, heads=2, L, W / 2)
         return x.view(*x.shape[:2], 2, -1).transpose(1, 2)
 
     q = split(block.query(queries))
     k, v = (split(part) for part in block.key_value(keys).chunk(2, dim=-1))
-    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=context_mask[:, None, None, :])
     expected = block.out(expected.transpose(1, 2).reshape(queries.shape))
     torch.testing.assert_close(captured["output"][0], expected)
     torch.testing.assert_close(captured["output"][1], out.layer_attentions[-1])
+
+
+@given(seed=st.integers(0, 10_000), texts=st.integers(1, 9), contexts=st.integers(1, 4),
+       text_length=st.integers(1, 5), context_length=st.integers(1, 6), positions=st.booleans())
+def test_a_shared_context_gives_the_outputs_and_gradients_of_its_copies(seed, texts, contexts, text_length,
+                                                                         context_length, positions):
+    """``context_index`` (each context projected once, its captions' queries stacked) gives every
+    output and every parameter's gradient of pairing each text with a copy of its context."""
+    text, _, text_mask, _ = token_batch(seed, texts, text_length, context_length)
+    _, context, _, context_mask = token_batch(seed + 1, contexts, text_length, context_length)
+    index = torch.randint(contexts, (texts,), generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)
+    model = CrossModalTransformer(TEXT_DIM, CONTEXT_DIM, width=8, depth=2, heads=2,
+                                  context_positions=context_length if positions else 0)
+    weights = torch.randn(texts, text_length, context_length, generator=torch.Generator().manual_seed(seed + 2))
+
+    def run(**pairing):
+        model.zero_grad()
+        out = model(text, **pairing)
+        # every output reaches the loss, so every path's gradient is compared (gradients of order 1,
+        # so that the default tolerances are float32 rounding)
+        loss = (out.match_logit.sum() + (weights * out.attention).sum() + out.text_states.square().mean()
+                + sum((a * weights[:, None]).sum() for a in out.layer_attentions))
+        loss.backward()
+        return out, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    shared, shared_grads = run(context_tokens=context, text_mask=text_mask, context_mask=context_mask,
+                               context_index=index)
+    copied, copied_grads = run(context_tokens=context[index], text_mask=text_mask, context_mask=context_mask[index])
+    for name in CrossModalOutput._fields:
+        torch.testing.assert_close(getattr(shared, name), getattr(copied, name), msg=name)
+    assert shared_grads.keys() == copied_grads.keys()
+    for name, grad in copied_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, msg=name)
+
+
+@pytest.mark.parametrize("index, message", [
+    (torch.tensor([0, 1, 1.0]), "context_index must be an integer tensor of shape \\(3,\\)"),
+    (torch.tensor([0, 1]), "context_index must be an integer tensor of shape \\(3,\\)"),
+    (torch.tensor([True, False, True]), "context_index must be an integer tensor"),
+    (torch.tensor([0, 2, 1]), "context_index must index the 2 rows of context_tokens"),
+    (torch.tensor([0, -1, 1]), "context_index must index the 2 rows of context_tokens"),
+    (None, "context_tokens has batch size 2, text_tokens has 3"),
+])
+def test_bad_context_index_is_named(index, message):
+    text, context, _, _ = token_batch(0, 3, 4, 5)
+    with pytest.raises(ValueError, match=message):
+        transformer()(text, context[:2], context_index=index)
 
 
 def test_gradients_reach_the_transformer_through_the_local_loss():

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from paper_fixtures import claims
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -17,6 +18,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import bank_scaling  # noqa: E402
 import cache_effect  # noqa: E402
+import common  # noqa: E402
 import pipeline_stages  # noqa: E402
 import plot  # noqa: E402
 import cost_report  # noqa: E402
@@ -104,13 +106,48 @@ def test_before_and_after_table_reads_both_runs():
                         for v, t in (("base", 1.0), ("bns", 4.0), ("match", 10.0), ("bacl", 12.0))]
         return {"environment": {"git_commit": commit, "date": "2026-11-30T00:00:00"}, "measurements": measurements}
 
-    text = "\n".join(cost_report.before_after_section(after=run("b" * 40, 0.5), before=run("a" * 40, 1.0)))
-    assert "before (aaaaaaaaaa)" in text and "after (bbbbbbbbbb)" in text
-    assert "| clip | time: +BNS / plain | 4.00x [4.00, 4.00] | 4.00x [4.00, 4.00] | <= 2.0x |" in text
-    assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | <= 1.05x |" in text
-    assert "| clip | bacl | 18000.0 | 9000.0 | 11 | 11 |" in text  # median ms and peak MiB of each run
-    assert "| m3jepa | time: +BACL / same Transformer | – | – | <= 1.3x |" in text  # not measured: a dash
-    assert cost_report.before_after_section(run("b" * 40, 1.0), None) == []
+    before, middle = run("a" * 40, 1.0), run("c" * 40, 0.8)
+    middle.update(transformer={"width": 64}, bacl={"cla_anchors": 32})
+    text = "\n".join(cost_report.before_after_section(after=run("b" * 40, 0.5), earlier=[before, middle]))
+    assert "| aligner | ratio | aaaaaaaaaa | cccccccccc, width 64, 32 anchors | bbbbbbbbbb | target |" in text
+    assert "| clip | time: +BNS / plain | " + " | ".join(["4.00x [4.00, 4.00]"] * 3) + " | <= 2.0x |" in text
+    assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | 1.20x | <= 1.05x |" in text
+    assert "| clip | bacl | 18000.0 | 14400.0 | 9000.0 | 11 | 11 | 11 |" in text  # median ms and peak MiB of each run
+    assert "| m3jepa | time: +BACL / same Transformer | – | – | – | <= 1.3x |" in text  # not measured: a dash
+    assert cost_report.before_after_section(run("b" * 40, 1.0), []) == []
+
+
+def test_step_peak_counts_the_tensors_a_step_allocates_and_holds_at_once():
+    """3 MiB: two tensors alive at once; a tensor allocated before the step and freed in it does not
+    lower the count, and a profiled window before it does not raise it (the profiler's own counter
+    did both)."""
+    held = [torch.ones(2**18)]  # 1 MiB from before the step
+
+    def step():
+        held.clear()
+        first, second = torch.ones(2**19), torch.ones(2**18)  # 2 MiB + 1 MiB
+        del first, second
+        torch.ones(2**18)
+
+    kept = []
+    common.step_peak_bytes(lambda: kept.append(torch.ones(2**20)))  # allocated in a profiled window, freed outside
+    kept.clear()
+    assert common.step_peak_bytes(step) == 3 * 2**20
+
+
+def test_earlier_runs_are_the_baseline_then_the_kept_runs_by_date(tmp_path):
+    def write(name: str, date: str) -> None:
+        path = tmp_path / "details" / f"{name}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"environment": {"date": date}, "name": name}))
+
+    write("step_cost_b", "2026-12-02")
+    write("step_cost_a", "2026-12-03")
+    write("step_cost", "2026-12-04")  # the current run: not an earlier one
+    assert cost_report.earlier_runs(tmp_path) == []  # no baseline, no table
+    write("step_cost_baseline", "2026-12-01")
+    assert [run["name"] for run in cost_report.earlier_runs(tmp_path)] == ["step_cost_baseline", "step_cost_b",
+                                                                           "step_cost_a"]
 
 
 def _tsv(path: Path, seconds: list[float], max_rss: list[str]) -> None:

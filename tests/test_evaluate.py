@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from fixtures import NEGATIVE_TYPES, latent_features
+from fixtures import NEGATIVE_TYPES, context_copies, latent_features
 from torch import nn
 
 from bacl.aligners import ZeroShotAligner, build_aligner
@@ -54,7 +54,9 @@ class TokenwiseMatcher(nn.Module):
     own dot products with the context tokens only (no mixing between text tokens), and the match
     logit is minus the squared distance between the text and context token sequences."""
 
-    def forward(self, text_tokens, context_tokens, text_mask, context_mask):
+    def forward(self, text_tokens, context_tokens, text_mask, context_mask, context_index=None):
+        if context_index is not None:  # (C, Lc, D) contexts, each text's row given
+            context_tokens, context_mask = context_tokens[context_index], context_mask[context_index]
         scores = torch.einsum("btd,bcd->btc", text_tokens, context_tokens)
         attention = scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(-1) * text_mask[..., None]
         match_logit = -(text_tokens - context_tokens).pow(2).sum((1, 2))
@@ -169,8 +171,8 @@ def test_untrained_reference_is_the_same_evaluation_with_the_other_transformer()
 class ShuffledMatcher(TokenwiseMatcher):
     """The known-answer matcher reading its text tokens in reverse order: another head."""
 
-    def forward(self, text_tokens, context_tokens, text_mask, context_mask):
-        return super().forward(text_tokens.flip(1), context_tokens, text_mask.flip(1), context_mask)
+    def forward(self, text_tokens, context_tokens, text_mask, context_mask, context_index=None):
+        return super().forward(text_tokens.flip(1), context_tokens, text_mask.flip(1), context_mask, context_index)
 
 
 def test_ael_is_zero_when_the_wrong_token_is_marked_elsewhere():
@@ -279,6 +281,9 @@ def test_sections_present_exactly_for_methods_with_a_match_head(method):
         assert 0.0 <= results["ael"]["ael"] <= 1.0
         # the same results whatever the match-head batch size
         assert flat(evaluate(aligner, test_set, rerank_k=4, batch_size=5)) == pytest.approx(flat(results))
+        # and with a copy of the x tokens per pair instead of each x projected once (context_index)
+        context_copies(aligner.cross_modal)
+        assert flat(evaluate(aligner, test_set, rerank_k=4)) == pytest.approx(flat(results))
 
 
 @pytest.mark.parametrize("method", ["zero_shot", "clip_bacl"])

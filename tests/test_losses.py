@@ -347,8 +347,13 @@ def test_last_draw_names_the_store_rows_it_drew():
     pool = CandidatePool(rows, store, tokens=torch.randn(30, 5, 6, generator=gen))
     drawn = []
     sampler = BoundarySampler(num_negatives=2)
-    original = sampler.draw
-    sampler.draw = lambda *args, **kwargs: drawn.append(original(*args, **kwargs)) or drawn[-1]
+    original = sampler.draws_by_row  # every draw goes through it (the match list's only for the rows it needs)
+
+    def recording(*args, **kwargs):
+        draw_rows = original(*args, **kwargs)
+        return lambda rows: drawn.append(draw_rows(rows)) or drawn[-1]
+
+    sampler.draws_by_row = recording
     loss_fn = BACLLoss(sampler=sampler, cross_modal=small_transformer(), cla_form="literal")
     loss_fn(image, text, 10.0, progress=0.5, candidate_text=pool, candidate_image=CandidatePool(rows, store),
             image_tokens=tokens(0, 6), text_tokens=tokens(1, 6), generator=torch.Generator().manual_seed(0))
@@ -366,6 +371,7 @@ def test_last_draw_names_the_store_rows_it_drew():
     seen = torch.zeros(6, dtype=torch.bool)
     seen[:2] = True
     assert torch.equal(loss_fn.last_draw["match_valid"], retrieved & seen[:, None])
+    assert drawn[2].index.shape == (2, 2)  # the match list's draw: only for the 2 anchors it scores
 
 
 def test_sampling_correction_puts_the_drawn_set_in_its_own_softmax_with_the_draws_correction():

@@ -13,11 +13,13 @@ sample. ``most_divergent_token`` is the text token with the largest total diverg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .grouped_attention import AttentionMaps, ContextGroups, MaskedAttention, key_bias
 from .validation import check_finite, check_positive_number
 
 __all__ = [
@@ -63,39 +65,15 @@ class CrossModalOutput(NamedTuple):
     match_logit: (B,) matching score (logit of "this text describes this context").
     attention: (B, Lt, Lc) last layer's cross-attention probabilities averaged over heads; rows of
         valid text tokens sum to 1 over valid context tokens, padded rows and masked keys are 0.
-    layer_attentions: per layer, the (B, H, Lt, Lc) cross-attention probabilities as used.
+    layer_attentions: per layer, the (B, H, Lt, Lc) cross-attention probabilities as used, padded
+        rows 0 (a sequence that shapes each layer's map when it is read: :class:`AttentionMaps`).
     text_states: (B, Lt, width) final text states (pre-norm residual stream); padded rows are 0.
     """
 
     match_logit: torch.Tensor
     attention: torch.Tensor
-    layer_attentions: tuple[torch.Tensor, ...]
+    layer_attentions: Sequence[torch.Tensor]
     text_states: torch.Tensor
-
-
-class _MaskedAttention(nn.Module):
-    """Multi-head attention written out, so that it can return the probabilities it uses."""
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.query = nn.Linear(width, width)
-        self.key_value = nn.Linear(width, 2 * width)
-        self.out = nn.Linear(width, width)
-
-    def forward(self, queries, keys, query_mask, key_mask):
-        """queries (B, Lq, W), keys (B, Lk, W), masks (B, Lq) / (B, Lk) bool -> (B, Lq, W), (B, H, Lq, Lk)."""
-        batch, num_queries, width = queries.shape
-        head_dim = width // self.heads
-        q = self.query(queries).view(batch, num_queries, self.heads, head_dim).transpose(1, 2)
-        k, v = self.key_value(keys).view(batch, keys.shape[1], 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
-        scores = (q @ k.transpose(-2, -1)) * head_dim**-0.5
-        # -inf gives masked keys exactly zero weight; every sample has a valid key, so no row is all -inf.
-        probabilities = scores.masked_fill(~key_mask[:, None, None, :], float("-inf")).softmax(-1)
-        # Padded queries get all-zero rows: nothing they compute can be mistaken for an attention map.
-        probabilities = probabilities * query_mask[:, None, :, None].to(probabilities.dtype)
-        attended = (probabilities @ v).transpose(1, 2).reshape(batch, num_queries, width)
-        return self.out(attended), probabilities
 
 
 class _CrossModalLayer(nn.Module):
@@ -103,8 +81,8 @@ class _CrossModalLayer(nn.Module):
 
     def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
         super().__init__()
-        self.self_norm, self.self_attention = nn.LayerNorm(width), _MaskedAttention(width, heads)
-        self.cross_norm, self.cross_attention = nn.LayerNorm(width), _MaskedAttention(width, heads)
+        self.self_norm, self.self_attention = nn.LayerNorm(width), MaskedAttention(width, heads)
+        self.cross_norm, self.cross_attention = nn.LayerNorm(width), MaskedAttention(width, heads)
         hidden = max(1, round(width * mlp_ratio))
         self.mlp_norm = nn.LayerNorm(width)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
@@ -112,10 +90,10 @@ class _CrossModalLayer(nn.Module):
         # CLA reads are exactly the ones that weighted the values.
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, text, context, text_mask, context_mask):
+    def forward(self, text, context, text_bias, context_bias, groups=None):
         normed = self.self_norm(text)
-        text = text + self.dropout(self.self_attention(normed, normed, text_mask, text_mask)[0])
-        attended, probabilities = self.cross_attention(self.cross_norm(text), context, text_mask, context_mask)
+        text = text + self.dropout(self.self_attention(normed, normed, text_bias)[0])
+        attended, probabilities = self.cross_attention(self.cross_norm(text), context, context_bias, groups)
         text = text + self.dropout(attended)
         text = text + self.dropout(self.mlp(self.mlp_norm(text)))
         return text, probabilities
@@ -177,22 +155,31 @@ class CrossModalTransformer(nn.Module):
             raise ValueError(f"{name} is {tokens.dtype} but the model is {weight.dtype} (and autocast is off)")
 
     def forward(self, text_tokens: torch.Tensor, context_tokens: torch.Tensor,
-                text_mask: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> CrossModalOutput:
+                text_mask: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
+                context_index: torch.Tensor | None = None) -> CrossModalOutput:
         """Score B (text, context) pairs.
 
         Args:
             text_tokens: (B, Lt, text_dim) text token features.
-            context_tokens: (B, Lc, context_dim) context token features.
+            context_tokens: (B, Lc, context_dim) context token features, the context of each text
+                row; with ``context_index`` (C, Lc, context_dim), C distinct contexts.
             text_mask: optional (B, Lt) bool, True for a valid text token.
-            context_mask: optional (B, Lc) bool, True for a valid context token.
+            context_mask: optional (B, Lc) bool (with ``context_index`` (C, Lc)), True for a valid
+                context token.
+            context_index: optional (B,) integer row of ``context_tokens`` paired with each text
+                row. The outputs are those of pairing ``context_tokens[context_index]``, but each
+                context is projected, and its keys and values computed, once, and the captions of
+                one context attend to it in one stacked attention (match lists, re-ranking).
         """
         self._check_tokens("text_tokens", text_tokens, self.text_dim, "text_dim")
         self._check_tokens("context_tokens", context_tokens, self.context_dim, "context_dim")
-        if context_tokens.shape[0] != text_tokens.shape[0]:
-            raise ValueError(f"context_tokens has batch size {context_tokens.shape[0]}, "
-                             f"text_tokens has {text_tokens.shape[0]}")
         if context_tokens.device != text_tokens.device:
             raise ValueError(f"context_tokens is on {context_tokens.device}, text_tokens is on {text_tokens.device}")
+        if context_index is None and context_tokens.shape[0] != text_tokens.shape[0]:
+            raise ValueError(f"context_tokens has batch size {context_tokens.shape[0]}, "
+                             f"text_tokens has {text_tokens.shape[0]} (and no context_index maps them)")
+        if context_index is not None:
+            _check_context_index(context_index, text_tokens.shape[0], context_tokens.shape[0], text_tokens.device)
         text_mask = _check_mask("text_mask", text_mask, text_tokens.shape[:2], text_tokens.device)
         context_mask = _check_mask("context_mask", context_mask, context_tokens.shape[:2], text_tokens.device)
         _check_every_sample_has_one("text_mask", text_mask)
@@ -205,18 +192,35 @@ class CrossModalTransformer(nn.Module):
                 raise ValueError(f"context_tokens has {context.shape[1]} tokens, more than the "
                                  f"context_positions={self.context_position.shape[0]} the model was built for")
             context = context + self.context_position[: context.shape[1]]
-        layer_attentions = []
+        groups = None if context_index is None else ContextGroups(context_index, context.shape[0], text.shape[1])
+        text_bias, context_bias = key_bias(text_mask, text.dtype), key_bias(context_mask, context.dtype)
+        probabilities = []
         for layer in self.layers:
-            text, probabilities = layer(text, context, text_mask, context_mask)
-            layer_attentions.append(probabilities)
+            text, layer_probabilities = layer(text, context, text_bias, context_bias, groups)
+            probabilities.append(layer_probabilities)
+        # Padded text rows never reach a valid one (they are masked keys in self-attention), so only
+        # the outputs zero them: the states here, the maps in AttentionMaps.
         text = text.masked_fill(~text_mask[..., None], 0.0)
         pooled = text.sum(1) / text_mask.sum(1, keepdim=True).to(text.dtype)
+        maps = AttentionMaps(probabilities, text_mask, groups)
         return CrossModalOutput(
             match_logit=self.match_head(pooled).squeeze(-1),
-            attention=layer_attentions[-1].mean(1),
-            layer_attentions=tuple(layer_attentions),
+            attention=maps.head_mean(),
+            layer_attentions=maps,
             text_states=text,
         )
+
+
+def _check_context_index(index, texts: int, contexts: int, device: torch.device) -> None:
+    if (not isinstance(index, torch.Tensor) or index.is_floating_point() or index.is_complex()
+            or index.dtype == torch.bool or tuple(index.shape) != (texts,)):
+        got = f"{index.dtype} {tuple(index.shape)}" if isinstance(index, torch.Tensor) else type(index).__name__
+        raise ValueError(f"context_index must be an integer tensor of shape ({texts},), got {got}")
+    if index.device != device:
+        raise ValueError(f"context_index is on {index.device}, the tokens are on {device}")
+    if index.min() < 0 or index.max() >= contexts:
+        raise ValueError(f"context_index must index the {contexts} rows of context_tokens, got values in "
+                         f"[{index.min().item()}, {index.max().item()}]")
 
 
 def check_attention_maps(attn_pos, attn_neg, same_shape: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,12 +60,15 @@ def _negative_type_names(features: FeatureSet) -> list[str]:
 def _pair_outputs(cross_modal, features: FeatureSet, x_rows, text_tokens, text_mask, batch_size: int,
                   attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Match logits (n,) of x rows ``x_rows`` (n,) with text tokens (n, Lt, Dt), in batches, and
-    with ``attention`` also the last layer's (n, Lt, Lx) cross-attention of each pair."""
+    with ``attention`` also the last layer's (n, Lt, Lx) cross-attention of each pair. An x row
+    paired with several texts of a batch (a query's re-ranked captions, a sample's boundary
+    negatives) is projected once (the Transformer's ``context_index``)."""
     logits, maps = [], []
     for start in range(0, len(x_rows), batch_size):
-        rows = x_rows[start:start + batch_size]
+        rows, context_index = x_rows[start:start + batch_size].unique(return_inverse=True)
         out = cross_modal(text_tokens[start:start + batch_size].float(), features["x_tokens"][rows].float(),
-                          text_mask[start:start + batch_size], features["x_token_mask"][rows])
+                          text_mask[start:start + batch_size], features["x_token_mask"][rows],
+                          context_index=context_index)
         logits.append(out.match_logit)
         if attention:
             maps.append(out.attention)

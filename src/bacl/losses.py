@@ -291,12 +291,9 @@ class BACLLoss(nn.Module):
             if self.match_pool == "retrieved_and_batch" and text_pool.batch is None:
                 match_pool = text_pool.with_batch(image_features)
                 if draw is not None:  # the same sampler and curriculum; the policy learns from its own draw only
-                    with torch.no_grad():
-                        match_draw = self.sampler.draw(match_pool.similarities, progress, candidate_mask=match_pool.mask,
-                                                       generator=generator, rank=self.rank, world_size=self.world_size)
-            if match_draw is not None:  # share of the match list's draws that are retrieved candidates
-                retrieved = match_pool.is_retrieved(match_draw.index) & match_draw.valid
-                self.last_draw["match_retrieved_share"] = retrieved.sum() / match_draw.valid.sum().clamp_min(1)
+                    # drawn only for the anchors whose list is scored, each as a draw of all anchors would
+                    match_draw = self.sampler.draws_by_row(match_pool.similarities, progress, match_pool.mask,
+                                                           generator, self.rank, self.world_size)
             local_term, match = self._local_terms(match_pool, match_draw, image_tokens, image_token_mask, text_tokens,
                                                   text_token_mask, text_token_ids, generator)
             losses["local_loss"] = self.lambda_local * local_term
@@ -315,6 +312,35 @@ class BACLLoss(nn.Module):
         # The weights enter detached: the aligner must not teach the policy to pick easy negatives.
         return draw, extra + self.log_negative_weight + torch.log(draw.weights.detach())
 
+    def _match_lists(self, pool: NegativePool, draw, generator):
+        """The anchors whose match list is scored, the first ``cla_anchors`` with a valid negative (A,),
+        and their negatives' pool positions and validity (A, K).
+
+        ``draw``: the contrastive term's BNS draw of all anchors, None (no BNS), or a function of
+        anchor rows drawing the lists' own negatives (:meth:`BoundarySampler.draws_by_row`), called
+        on ``cla_anchors`` anchors at a time until enough of them have a valid negative: the lists a
+        draw for every anchor would give, at the cost of drawing for a few.
+        """
+        if not callable(draw):
+            index, valid = pool.match_negatives(draw, self.match_objective, self.match_negatives, generator)
+            keep = valid.any(1).nonzero().squeeze(1)[: self.cla_anchors]
+            return keep, index[keep], valid[keep]
+        anchors = pool.mask.shape[0]
+        wanted = self.cla_anchors or anchors
+        parts, found = [], 0
+        for start in range(0, anchors, wanted):
+            rows = torch.arange(start, min(start + wanted, anchors), device=pool.mask.device)
+            with torch.no_grad():
+                index, valid = pool.match_negatives(draw(rows), self.match_objective, self.match_negatives, generator,
+                                                    rows=rows)
+            has_negative = valid.any(1)
+            parts.append((rows[has_negative], index[has_negative], valid[has_negative]))
+            found += len(parts[-1][0])
+            if found >= wanted:
+                break
+        keep, index, valid = (torch.cat(column)[:wanted] for column in zip(*parts))
+        return keep, index, valid
+
     def _local_terms(self, pool: NegativePool, draw, image_tokens, image_token_mask, text_tokens, text_token_mask,
                      text_token_ids, generator):
         """CLA and match losses on each image anchor's list: its positive and its negatives (:mod:`bacl.matching`)."""
@@ -328,17 +354,17 @@ class BACLLoss(nn.Module):
         if needs_ids and text_token_ids is None:
             raise ValueError("text_token_ids are required for cla_form='discriminative' (token alignment); "
                              "use cla_form='literal' or pass the captions' token ids")
-        index, valid = pool.match_negatives(draw, self.match_objective, self.match_negatives, generator)
-        keep = valid.any(1).nonzero().squeeze(1)[: self.cla_anchors]
-        if keep.numel() == 0:
-            zero = pool.all_positive.sum() * 0.0
-            return zero, zero
-        index, valid = index[keep], valid[keep]
+        keep, index, valid = self._match_lists(pool, draw, generator)
         if self.use_bns:  # the negatives the Transformer saw, by row of the retrieved store (diagnostics)
             rows, retrieved = pool.store_rows(index, valid)
             rows, anchors = rows.to(keep.device), pool.mask.shape[0]
             self.last_draw["match_rows"] = rows.new_zeros(anchors, rows.shape[1]).index_copy(0, keep, rows)
             self.last_draw["match_valid"] = retrieved.new_zeros(anchors, rows.shape[1]).index_copy(0, keep, retrieved)
+            # share of the scored lists' negatives that are retrieved candidates (not from the batch)
+            self.last_draw["match_retrieved_share"] = retrieved.sum() / valid.sum().clamp_min(1)
+        if keep.numel() == 0:
+            zero = pool.all_positive.sum() * 0.0
+            return zero, zero
         pairs = valid.nonzero()
         negatives, negatives_mask, negative_ids = pool.read_tokens(keep[pairs[:, 0]], index[pairs[:, 0], pairs[:, 1]],
                                                                   needs_ids)

@@ -65,8 +65,10 @@ def score_match_list(cross_modal: CrossModalTransformer, context, context_mask, 
     length = max(positive.shape[1], negatives.shape[1])
     pad = lambda t, m: (F.pad(t, (0, 0, 0, length - t.shape[1])), F.pad(m, (0, length - m.shape[1])))  # noqa: E731
     (positive, positive_mask), (negatives, negatives_mask) = pad(positive, positive_mask), pad(negatives, negatives_mask)
-    out = cross_modal(torch.cat([positive, negatives]), torch.cat([context, context[pair_anchor]]),
-                      torch.cat([positive_mask, negatives_mask]), torch.cat([context_mask, context_mask[pair_anchor]]))
+    # Every caption of a list reads its anchor's context: each context is projected once (context_index).
+    context_index = torch.cat([torch.arange(positive.shape[0], device=pair_anchor.device), pair_anchor])
+    out = cross_modal(torch.cat([positive, negatives]), context, torch.cat([positive_mask, negatives_mask]),
+                      context_mask, context_index=context_index)
     count = positive.shape[0]
     logits = out.match_logit.new_full((count, 1 + valid.shape[1]), float("-inf"))
     logits[:, 0] = out.match_logit[:count]

@@ -154,28 +154,32 @@ class NegativePool:
         own = (F.normalize(self.positive, dim=-1) ** 2).sum(-1, keepdim=True)
         return self.similarities.positive_candidate - own >= -tolerance
 
-    def match_negatives(self, draw, objective: str, count: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def match_negatives(self, draw, objective: str, count: int, generator,
+                        rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K) pool positions of each anchor's negatives for its match list, and (B, K) which are valid.
 
         Admissible: in the pool's mask, not a copy of the positive, with token features at hand.
         ``listwise``: the K draws of ``draw`` (BNS), or without one ``count`` uniform draws without
         replacement from the batch part (from the retrieved pool if it is the whole pool).
         ``hardest_bce`` (the first reading): the one admissible candidate of largest
-        boundary score, among the draws when there are draws.
+        boundary score, among the draws when there are draws. ``rows``: optional (R,) anchors
+        (``draw`` is then theirs): the rows ``rows`` of the result for all anchors.
         """
+        pick = (lambda t: t) if rows is None else (lambda t: t[rows])  # noqa: E731
         with torch.no_grad():
             every = torch.arange(self.size, device=self.mask.device).expand_as(self.mask)
-            admissible = self.mask & ~self.positive_copies() & self.has_tokens(every)
+            admissible = pick(self.mask & ~self.positive_copies() & self.has_tokens(every))
+            every = pick(every)
             if objective == "hardest_bce":
                 if draw is not None:
                     admissible &= torch.zeros_like(admissible).scatter(1, draw.index, draw.valid)
-                score = self.similarities.boundary_score.masked_fill(~admissible, float("-inf"))
+                score = pick(self.similarities.boundary_score).masked_fill(~admissible, float("-inf"))
                 hardest = score.argmax(1, keepdim=True)
                 return hardest, admissible.gather(1, hardest)
             if draw is not None:
                 return draw.index, draw.valid & admissible.gather(1, draw.index)
             if self.batch is not None:  # without BNS: uniform in-batch negatives (CLIP+matching, CLA only)
                 admissible &= ~self.is_retrieved(every)
-            noise = torch.rand(admissible.shape, generator=generator, device=admissible.device)
+            noise = pick(torch.rand(self.mask.shape, generator=generator, device=admissible.device))
             index = noise.masked_fill(~admissible, -1.0).topk(min(count, self.size), dim=1).indices
             return index, admissible.gather(1, index)

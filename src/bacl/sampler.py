@@ -15,6 +15,7 @@ policy. The policy is trained on its own objective, the expected boundary score 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -283,33 +284,61 @@ class BoundarySampler(nn.Module):
         """:meth:`forward` from the pool's similarities (:func:`pool_similarities`), whose inputs the
         caller has checked: BACLLoss computes them once and shares them with CLA. Same arguments
         otherwise; the same similarities and generator state give the same draw as :meth:`forward`."""
-        score = similarities.boundary_score
-        batch, pool = score.shape
+        return self.draws_by_row(similarities, progress, candidate_mask, generator, rank, world_size)(None)
+
+    def draws_by_row(self, similarities: PoolSimilarities, progress: float, candidate_mask: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None, rank: int = 0,
+                     world_size: int = 1) -> Callable[[torch.Tensor | None], BoundarySample]:
+        """:meth:`draw`, made for some anchors at a time: a function of anchor rows (R,) (None: all B)
+        returning their draw. Row r of each field is row ``rows[r]`` of :meth:`draw`'s with the same
+        arguments and generator state, because the noise of all B anchors is drawn once, at the first
+        call, exactly as :meth:`draw` draws it; ``policy_loss`` is the mean over the rows drawn. For a
+        draw of which only a few anchors are used (the match lists of ``cla_anchors`` anchors)."""
+        batch, pool = similarities.anchor_candidate.shape
         if self.num_negatives > pool:
             raise ValueError(f"num_negatives K={self.num_negatives} is larger than the candidate pool (P={pool})")
         if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0:
             raise ValueError(f"progress (eta) must be a number in [0, 1], got {progress!r}")
-        alpha = self.schedule(progress)
+        if candidate_mask is not None:
+            check_candidate_mask(candidate_mask, batch, pool)
+        noise = []
+
+        def draw_rows(rows: torch.Tensor | None) -> BoundarySample:
+            pick = (lambda t: t) if rows is None else (lambda t: t[rows])  # noqa: E731
+            logits, admissible, features = self._logits(PoolSimilarities(*map(pick, similarities)), progress,
+                                                        None if candidate_mask is None else pick(candidate_mask))
+            if not noise:  # the whole batch's, as a draw of all anchors takes it from the generator
+                noise.append(torch.rand((world_size * batch, pool), generator=generator, device=logits.device,
+                                        dtype=logits.dtype)[rank * batch:(rank + 1) * batch])
+            return self._sample(logits, admissible, features, pick(noise[0]), progress)
+
+        return draw_rows
+
+    def _logits(self, similarities: PoolSimilarities, progress: float, candidate_mask: torch.Tensor | None):
+        """The sampler's logits (B, P) (finite in rows with no admissible candidate), admissible (B, P)
+        and the policy's features (B, P, F)."""
+        score = similarities.boundary_score
         with torch.no_grad():
             positive_candidate = similarities.positive_candidate
             admissible = positive_candidate < 1.0 - self.identical_tolerance
             if candidate_mask is not None:
-                check_candidate_mask(candidate_mask, batch, pool)
                 admissible = admissible & candidate_mask
             features = torch.stack(
                 [score, similarities.anchor_candidate, similarities.anchor_positive.expand_as(score),
                  positive_candidate, torch.full_like(score, float(progress))],
                 dim=-1,
             )
-        logits = self.priorities(features) - alpha * score / self.boundary_temperature
+        logits = self.priorities(features) - self.schedule(progress) * score / self.boundary_temperature
         logits = logits.masked_fill(~admissible, float("-inf"))
-        has_pool = admissible.any(-1)
         # A row with no admissible candidate gets finite logits so that no NaN reaches the policy's
         # gradient; its draws are all marked invalid and its reward is zero.
-        logits = torch.where(has_pool[:, None], logits, torch.zeros_like(logits))
+        logits = torch.where(admissible.any(-1, keepdim=True), logits, torch.zeros_like(logits))
+        return logits, admissible, features
 
-        uniform = torch.rand((world_size * batch, pool), generator=generator, device=logits.device,
-                             dtype=logits.dtype)[rank * batch:(rank + 1) * batch]
+    def _sample(self, logits, admissible, features, uniform, progress: float) -> BoundarySample:
+        """The Gumbel-top-k draw from ``logits`` (B, P) with ``uniform`` (B, P) noise, and the policy's objective."""
+        score = features[..., POLICY_FEATURES.index("boundary_score")]
+        has_pool = admissible.any(-1)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
         perturbed = logits + gumbel
         # Gumbel-top-k: the K largest perturbed logits are a draw without replacement from softmax(logits).
@@ -334,7 +363,7 @@ class BoundarySampler(nn.Module):
             probabilities=probabilities,
             relaxed=relaxed,
             policy_loss=policy_loss,
-            alpha=alpha,
+            alpha=self.schedule(progress),
             logits=logits.detach(),
             positive_logit=self._positive_logit(features[:, 0]),
         )

@@ -141,8 +141,10 @@ class Aligner(nn.Module):
     def cross_modal(self):
         return None
 
-    def match_logits(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
-        """(n,) match logits of n (x, text) pairs; tokens of any float dtype, cast to the Transformer's."""
+    def match_logits(self, x_tokens, x_token_mask, text_tokens, text_token_mask, context_index=None) -> torch.Tensor:
+        """(n,) match logits of n (x, text) pairs; tokens of any float dtype, cast to the Transformer's.
+        ``context_index``: optional (n,) row of x_tokens (C, Lx, Dx) paired with each text, as
+        :class:`~bacl.attention.CrossModalTransformer` takes it (each x projected once)."""
         if self.cross_modal is None:
             raise ValueError(f"{type(self).__name__} has no match head")
         check_floating("x_tokens", x_tokens)
@@ -150,7 +152,8 @@ class Aligner(nn.Module):
         # A parameter-free matcher (tests use one) keeps the tokens' own common dtype.
         weight = next(self.cross_modal.parameters(), None)
         dtype = torch.promote_types(x_tokens.dtype, text_tokens.dtype) if weight is None else weight.dtype
-        return self.cross_modal(text_tokens.to(dtype), x_tokens.to(dtype), text_token_mask, x_token_mask).match_logit
+        return self.cross_modal(text_tokens.to(dtype), x_tokens.to(dtype), text_token_mask, x_token_mask,
+                                context_index=context_index).match_logit
 
     def local_attention(self, x_tokens, x_token_mask, text_tokens, text_token_mask) -> torch.Tensor:
         """(n, Lt, Lx) last-layer cross-attention of the text tokens over the x tokens."""

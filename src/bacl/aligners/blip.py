@@ -65,14 +65,14 @@ class BLIPAligner(CLIPAligner):
                 len(similarity), dtype=torch.bool, device=similarity.device)
             negative_text = similarity_drawn_negatives(similarity, same, generator)[: self.itm_anchors]
             negative_x = similarity_drawn_negatives(similarity.T, same.T, generator)[: self.itm_anchors]
-        x_tokens, x_mask = batch.x_tokens, _mask(batch.x_token_mask, batch.x_tokens)
-        text_tokens, text_mask = batch.text_tokens, _mask(batch.text_token_mask, batch.text_tokens)
-        anchors = slice(0, len(negative_text))
-        logits = torch.cat([
-            self.match_logits(x_tokens[anchors], x_mask[anchors], text_tokens[anchors], text_mask[anchors]),
-            self.match_logits(x_tokens[anchors], x_mask[anchors], text_tokens[negative_text], text_mask[negative_text]),
-            self.match_logits(x_tokens[negative_x], x_mask[negative_x], text_tokens[anchors], text_mask[anchors]),
-        ])
+        # The 3A pairs (x, its text), (x, a negative text), (a negative x, the text) in one call; each
+        # x row they use is projected once (the Transformer's context_index).
+        anchors = torch.arange(len(negative_text), device=negative_text.device)
+        x_rows, inverse = torch.cat([anchors, anchors, negative_x]).unique(return_inverse=True)
+        text_rows = torch.cat([anchors, negative_text, anchors])
+        x_mask, text_mask = _mask(batch.x_token_mask, batch.x_tokens), _mask(batch.text_token_mask, batch.text_tokens)
+        logits = self.match_logits(batch.x_tokens[x_rows], x_mask[x_rows], batch.text_tokens[text_rows],
+                                   text_mask[text_rows], context_index=inverse)
         targets = torch.zeros_like(logits)
         targets[: len(negative_text)] = 1.0
         terms["match_loss"] = self.itm_weight * F.binary_cross_entropy_with_logits(logits, targets)
