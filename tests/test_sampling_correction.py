@@ -6,20 +6,16 @@ gradients are exact sums, not Monte Carlo estimates.
 
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bacl.sampler import BoundarySampler  # noqa: E402
-from bacl.sampling_correction import MAX_SET_SIZE, mcfadden_offsets, sampling_correction, set_log_probability  # noqa: E402
+from bacl.sampler import BoundarySampler
+from bacl.sampling_correction import MAX_SET_SIZE, mcfadden_offsets, sampling_correction, set_log_probability
 # The brute force over orders (theory's symbolic derivation uses it too): exact for floats as well.
-from theory.sims.symbolic import plackett_luce as plackett_luce_set_probability  # noqa: E402
+from theory.sims.symbolic import plackett_luce as plackett_luce_set_probability
 
 
 def rest_mass(log_weights: torch.Tensor, excluded) -> torch.Tensor:

@@ -9,8 +9,6 @@ derivations hold, and the fits recover known floors, rates and curvatures.
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +16,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bacl.losses import contrastive_logits_loss  # noqa: E402
-from bacl.sampler import BoundarySampler, boundary_score  # noqa: E402
-from bacl.schedule import SCHEDULE_PRESETS, CurriculumSchedule  # noqa: E402
-from theory import run  # noqa: E402
-from theory.sims.curves import (  # noqa: E402
+from bacl.losses import contrastive_logits_loss
+from bacl.sampler import BoundarySampler, boundary_score
+from bacl.schedule import SCHEDULE_PRESETS, CurriculumSchedule
+from theory import run
+from theory.sims.curves import (
     bend_verdict,
     floor_fit,
     floor_verdict,
@@ -32,20 +28,20 @@ from theory.sims.curves import (  # noqa: E402
     log_quadratic_difference,
     log_quadratic_fit,
 )
-from theory.sims.draws import draw_negatives, gumbel_top_k, uniform_subset  # noqa: E402
-from theory.sims.experiments import run_arms  # noqa: E402
-from theory.sims.model import BoundaryPoolModel  # noqa: E402
-from theory.sims.report import VERDICTS, validate_verdicts, verdict_entry  # noqa: E402
-from theory.sims.risk import excess_log_loss, excess_pairwise_risk, log_loss_risk, pairwise_risk  # noqa: E402
-from theory.sims.stats import linear_fit, loglog_slope, sign_verdict  # noqa: E402
-from theory.sims.symbolic import (  # noqa: E402
+from theory.sims.draws import draw_negatives, gumbel_top_k, uniform_subset
+from theory.sims.experiments import run_arms
+from theory.sims.model import BoundaryPoolModel
+from theory.sims.report import VERDICTS, validate_verdicts, verdict_entry
+from theory.sims.risk import excess_log_loss, excess_pairwise_risk, log_loss_risk, pairwise_risk
+from theory.sims.stats import linear_fit, loglog_slope, sign_verdict
+from theory.sims.symbolic import (
     check_correction_unbiased,
     check_margin_dynamics,
     check_set_probability,
     correction_limit,
     schedule_linearity,
 )
-from theory.sims.training import TrainingConfig, contrastive_hessian, train_runs  # noqa: E402
+from theory.sims.training import TrainingConfig, contrastive_hessian, train_runs
 
 MODEL = BoundaryPoolModel()
 TEST = MODEL.test_pools(1500, torch.Generator().manual_seed(0))
