@@ -225,6 +225,27 @@ def test_method_settings_merge_overrides_without_touching_the_shared_sections():
     assert config == shared
 
 
+def test_steps_by_benchmark_sets_the_steps_of_every_method_on_that_benchmark_only(tmp_path, feature_files):
+    config = validate_config(tiny_config({"clip": {"aligner": "clip"},
+                                          "clip_own": {"aligner": "clip", "train": {"steps": 5}}})
+                             | {"steps_by_benchmark": {"video_text": 7}})
+    assert method_settings(config, "clip", "video_text")["train"]["steps"] == 7
+    assert method_settings(config, "clip", "image_text")["train"]["steps"] == 20  # not listed: train.steps
+    assert method_settings(config, "clip")["train"]["steps"] == 20
+    assert method_settings(config, "clip_own", "video_text")["train"]["steps"] == 5  # the method's own wins
+    path = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS) | {"steps_by_benchmark": {"video_text": 3}})
+    assert main(train_args(path, "clip", feature_files[0], tmp_path / "run") + ["--benchmark", "video_text"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3
+    assert main(train_args(path, "clip", feature_files[0], tmp_path / "bad") + ["--benchmark", "nope"]) != 0
+
+
+def test_steps_by_benchmark_refuses_a_benchmark_the_config_does_not_run():
+    with pytest.raises(ConfigError, match=r"steps_by_benchmark\.audio_text"):
+        validate_config(tiny_config() | {"benchmarks": ["image_text"], "steps_by_benchmark": {"audio_text": 9}})
+    with pytest.raises(ConfigError, match="steps_by_benchmark"):
+        validate_config(tiny_config() | {"steps_by_benchmark": {"image_text": 0}})
+
+
 @pytest.mark.parametrize("override, path", [({"train": {"steps": "many"}}, "methods.clip.train"),
                                             ({"transformer": {"width": 0}}, "methods.clip.transformer"),
                                             ({"bacl": {"schedule": {"alpha_early": 0.3}}}, "methods.clip.bacl")])

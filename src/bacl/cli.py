@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                             "boundary accuracy) in the metrics log while training; the weights do not depend on it")
     train.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder (created)")
     train.add_argument("--seed", type=int, default=0, help="training seed: batch order, draws, init (default: 0)")
+    train.add_argument("--benchmark", help="the benchmark the features come from: its steps_by_benchmark entry in "
+                                           "the config, if any, sets the steps (default: train.steps)")
     # Several splits in one call share the process start and the weights load (a few seconds each).
     evaluate.add_argument("--test", required=True, type=Path, nargs="+", metavar="FEATURES",
                           help="feature sets of the test splits (.safetensors)")
@@ -110,13 +112,13 @@ def _atomic_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def _build(config: dict, method: str, features, seed: int):
+def _build(config: dict, method: str, features, seed: int, benchmark: str | None = None):
     import torch
 
     from .aligners import build_aligner
     from .config import method_settings
 
-    settings = method_settings(config, method)
+    settings = method_settings(config, method, benchmark)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = {}
     if world_size > 1:
@@ -136,7 +138,9 @@ def _train(args, config) -> dict:
     val_set = FeatureSet.load(args.val) if args.val else None
     if val_set is not None and val_set.dims != features.dims:
         raise ValueError(f"--val {args.val} has feature widths {val_set.dims}, --train {args.train} has {features.dims}")
-    aligner, settings = _build(config, args.method, features, args.seed)
+    if args.benchmark is not None and args.benchmark not in config["benchmarks"]:
+        raise ValueError(f"--benchmark {args.benchmark!r} is not one of the config's benchmarks {config['benchmarks']}")
+    aligner, settings = _build(config, args.method, features, args.seed, args.benchmark)
     if settings["spec"]["aligner"] == "zero_shot":
         raise ValueError(f"method {args.method!r} is zero_shot: it has nothing to train")
     train_settings = TrainSettings(**settings["train"], seed=args.seed, device=config["device"],

@@ -72,6 +72,7 @@ def check_config(config: dict, where: str = "config") -> None:
 
     * each synthetic ``data.<benchmark>`` section (no ``source``) is a valid generator config, the
       rules that join keys included (e.g. ``min_objects <= max_objects``);
+    * each ``steps_by_benchmark`` key is a configured benchmark;
     * each method's overrides of ``bacl`` / ``transformer`` / ``train`` are valid once merged;
     * each table row names a configured method.
     """
@@ -84,6 +85,10 @@ def check_config(config: dict, where: str = "config") -> None:
                 config_from_mapping(BENCHMARK_MODALITY[benchmark], section)
             except ValueError as error:
                 raise ConfigError(f"{where}: invalid value at key 'data.{benchmark}': {error}") from None
+    for benchmark in config.get("steps_by_benchmark", {}):
+        if benchmark not in config["benchmarks"]:
+            raise ConfigError(f"{where}: invalid value at key 'steps_by_benchmark.{benchmark}': {benchmark!r} is not "
+                              f"one of the configured benchmarks {config['benchmarks']}")
     for method in config["methods"]:
         try:
             method_settings(config, method)
@@ -134,16 +139,23 @@ def load_config(path: str | Path) -> dict:
     return validate_config(merge_base(_read_yaml(path), path.parent), where=str(path))
 
 
-def method_settings(config: dict, method: str) -> dict:
-    """The fully merged settings of one method: ``spec``, ``bacl``, ``transformer``, ``train``."""
+def method_settings(config: dict, method: str, benchmark: str | None = None) -> dict:
+    """The fully merged settings of one method: ``spec``, ``bacl``, ``transformer``, ``train``.
+
+    Precedence, lowest first: the shared section, the benchmark's ``steps_by_benchmark`` entry
+    (``train.steps`` only, when ``benchmark`` is given), the method's own overrides.
+    """
     methods = config["methods"]
     if method not in methods:
         raise ConfigError(f"method {method!r} is not in the config's methods ({sorted(methods)})")
     spec = methods[method]
     schema = _schema()
+    shared = {section: config[section] for section in ("bacl", "transformer", "train")}
+    if benchmark in config.get("steps_by_benchmark", {}):
+        shared["train"] = {**shared["train"], "steps": config["steps_by_benchmark"][benchmark]}
     merged = {}
-    for section in ("bacl", "transformer", "train"):
-        values = {**config[section], **spec.get(section, {})}
+    for section, values in shared.items():
+        values = {**values, **spec.get(section, {})}
         section_schema = {**schema["$defs"][section], "$defs": schema["$defs"]}
         merged[section] = _validate(values, section_schema, f"methods.{method}.{section}")
     return {"spec": spec, **merged}

@@ -26,5 +26,6 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{benchmark}}/{{method}}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m bacl train --config {input.config} --method {wildcards.method} --train {input.features}"
-        " --pools {input.pools}{params.val} --out {params.run_dir} --seed {wildcards.seed} --threads {threads} --quiet"
+        " --pools {input.pools}{params.val} --out {params.run_dir} --seed {wildcards.seed}"
+        " --benchmark {wildcards.benchmark} --threads {threads} --quiet"
         " > {log} 2>&1"
