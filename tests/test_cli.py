@@ -233,6 +233,8 @@ def test_steps_by_benchmark_sets_the_steps_of_every_method_on_that_benchmark_onl
     assert method_settings(config, "clip", "image_text")["train"]["steps"] == 20  # not listed: train.steps
     assert method_settings(config, "clip")["train"]["steps"] == 20
     assert method_settings(config, "clip_own", "video_text")["train"]["steps"] == 5  # the method's own wins
+    dropped = validate_config(tiny_config() | {"steps_by_benchmark": {"video_text": None}})
+    assert method_settings(dropped, "clip", "video_text")["train"]["steps"] == 20  # null: train.steps
     path = write_config(tmp_path / "config.yaml", tiny_config(CLI_METHODS) | {"steps_by_benchmark": {"video_text": 3}})
     assert main(train_args(path, "clip", feature_files[0], tmp_path / "run") + ["--benchmark", "video_text"]) == 0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3

@@ -143,7 +143,8 @@ def method_settings(config: dict, method: str, benchmark: str | None = None) -> 
     """The fully merged settings of one method: ``spec``, ``bacl``, ``transformer``, ``train``.
 
     Precedence, lowest first: the shared section, the benchmark's ``steps_by_benchmark`` entry
-    (``train.steps`` only, when ``benchmark`` is given), the method's own overrides.
+    (``train.steps`` only, when ``benchmark`` is given and the entry is not null), the method's own
+    overrides.
     """
     methods = config["methods"]
     if method not in methods:
@@ -151,8 +152,9 @@ def method_settings(config: dict, method: str, benchmark: str | None = None) -> 
     spec = methods[method]
     schema = _schema()
     shared = {section: config[section] for section in ("bacl", "transformer", "train")}
-    if benchmark in config.get("steps_by_benchmark", {}):
-        shared["train"] = {**shared["train"], "steps": config["steps_by_benchmark"][benchmark]}
+    benchmark_steps = config.get("steps_by_benchmark", {}).get(benchmark)
+    if benchmark_steps is not None:
+        shared["train"] = {**shared["train"], "steps": benchmark_steps}
     merged = {}
     for section, values in shared.items():
         values = {**values, **spec.get(section, {})}
