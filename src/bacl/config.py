@@ -12,6 +12,7 @@ re-validates them) and table rows naming configured methods.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import jsonschema
@@ -27,6 +28,7 @@ class ConfigError(ValueError):
     """An invalid configuration; the message names the offending key."""
 
 
+@functools.cache  # parsed once per process: method_settings re-validates every method against it
 def _schema() -> dict:
     if not SCHEMA_PATH.is_file():
         raise FileNotFoundError(f"config schema {SCHEMA_PATH} is missing (it ships with the repository)")
