@@ -13,7 +13,6 @@ from functools import cache, lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import get_window
 
 from .grammar import TIMBRES
 from .sampling import keyed_noise
@@ -110,6 +109,10 @@ def log_mel_spectrogram(wave: np.ndarray, sample_rate: int = 16000, n_mels: int 
         raise ValueError(f"top_db={top_db!r} must be > 0 or None")
     batch = wave.reshape(-1, wave.shape[-1]).astype(np.float32)
     filterbank = _mel_filterbank(int(sample_rate), int(n_fft), int(n_mels), float(fmin), fmax)
+    # Imported here, not at the top: scipy.signal takes ~0.5 s to import, and every pipeline job
+    # imports this module (through bacl.config) without computing a spectrogram.
+    from scipy.signal import get_window
+
     window = get_window("hann", n_fft).astype(np.float32)
     out = np.empty((len(batch), n_mels, 1 + batch.shape[1] // hop_length), dtype=np.float32)
     for start in range(0, len(batch), _CHUNK):
