@@ -34,6 +34,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/theory.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/paper_tables.smk"
+include: "workflow/rules/paper_figures.smk"
 
 
 rule all:
