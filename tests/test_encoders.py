@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from bacl.encoders import PAPER_SCALE_MODEL, load_encoder, pretrain_clip
+from bacl.encoders import PAPER_SCALE_MODEL, load_encoder
+from bacl.pretrain import pretrain_clip
 
 TINY = "bacl-tiny-image"
 COLOURS = {

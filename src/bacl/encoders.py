@@ -1,9 +1,9 @@
-"""Frozen open_clip encoders with token features, and CLIP pre-training of the small CPU towers.
+"""Frozen open_clip encoders with token features.
 
 Two scales, one code path: the paper scale loads an open_clip model such as ``ViT-B-16`` with
 weights from a local file or an open_clip pretrained tag (read from the local cache only, since
 ``HF_HUB_OFFLINE=1`` unless the caller sets it otherwise); the CPU scale registers the JSON configs
-in ``model_configs/`` with open_clip and pre-trains them here with the plain CLIP loss:
+in ``model_configs/`` with open_clip, and :mod:`bacl.pretrain` pre-trains them with the plain CLIP loss:
 
 * ``bacl-tiny-image``: ViT on 64 px images, patch 8 (64 tokens), width 128, 4 layers, 4 heads;
   text width 128, 3 layers, context 32; embed 128. About 0.1-0.2 s per 128 images on 2 cores.
@@ -30,9 +30,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hashlib  # noqa: E402
-import math  # noqa: E402
 import pickle  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from functools import cached_property  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -43,15 +41,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from open_clip.transformer import VisionTransformer  # noqa: E402
 from safetensors import SafetensorError  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 from torchvision.transforms import InterpolationMode  # noqa: E402
 from torchvision.transforms import functional as TF  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
 from .validation import load_error_reason  # noqa: E402
 
-__all__ = ["FrozenEncoder", "load_encoder", "pretrain_clip", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
+__all__ = ["FrozenEncoder", "load_encoder", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)  # registers every JSON there under its file stem
@@ -362,7 +358,7 @@ def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_se
     """Frozen open_clip model ``name`` with weights from ``pretrained``: a local file (safetensors,
     or a torch checkpoint, optionally ``{'state_dict': ...}``) or an open_clip tag already in the
     local cache. ``None`` gives the seeded random init (``init_seed``; 0 = the same init
-    :func:`pretrain_clip` starts from with seed 0), the "untrained encoder" control.
+    :func:`bacl.pretrain.pretrain_clip` starts from with seed 0), the "untrained encoder" control.
 
     Raises FileNotFoundError, saying how to obtain the weights, when they are not on this machine,
     and ValueError naming the file when it is corrupt, holds another model's weights, or holds
@@ -371,99 +367,3 @@ def load_encoder(name: str, pretrained: str | None, device: str = "cpu", init_se
     if pretrained is not None and (not isinstance(pretrained, str) or not pretrained):
         raise ValueError(f"pretrained must be a file path, an open_clip tag or None, got {pretrained!r}")
     return FrozenEncoder(name, _create_model(name, pretrained, device, init_seed), pretrained, device)
-
-
-def _save_state_dict_atomically(model: torch.nn.Module, out_path: Path, metadata: dict[str, str]) -> None:
-    with atomic_path(out_path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp, metadata=metadata)
-
-
-def pretrain_clip(
-    model_name: str,
-    images_or_inputs,
-    captions: Sequence[str],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    out_path: str | os.PathLike,
-    progress: bool = True,
-    modality: str = "image",
-    weight_decay: float = 0.1,  # AdamW decay on weight matrices only (open_clip's training script uses 0.2)
-    warmup_fraction: float = 0.1,  # share of steps with linear warm-up, then cosine decay to 0 (CLIP's recipe)
-) -> dict:
-    """Pre-train open_clip ``model_name`` from its seeded init (``seed``) with the plain CLIP loss
-    (``open_clip.loss.ClipLoss``, in-batch negatives) and save its state dict as safetensors at
-    ``out_path`` (written to a temp file, then ``os.replace``), loadable by :func:`load_encoder`.
-
-    images_or_inputs: for ``modality="image"`` uint8 (N, H, W, 3) or prepared float (N, 3, h, w);
-    for ``"audio"`` float log-mels (N, n_mels, frames). captions: N strings (must fit the context).
-    Batches are drawn from seeded per-epoch permutations (last partial batch dropped), so a run is
-    a function of its arguments. Returns loss_initial, loss_final (mean of the last tenth of
-    steps), losses (per step), seconds, steps_per_second.
-    """
-    out_path = Path(out_path)
-    if out_path.suffix != ".safetensors":
-        raise ValueError(f"out_path must end in .safetensors (open_clip picks its loader by suffix), got {out_path}")
-    if modality not in ("image", "audio"):
-        raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
-    for arg, value in (("steps", steps), ("batch_size", batch_size), ("seed", seed)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if arg == "seed" else 1):
-            raise ValueError(f"{arg} must be an int >= {0 if arg == 'seed' else 1}, got {value!r}")
-    if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not 0 <= warmup_fraction < 1:
-        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}")
-
-    model = _create_model(model_name, None, "cpu", seed).train()
-    spec = _InputSpec(model)
-    if modality == "image":
-        inputs, prepare = _check_images("images_or_inputs", images_or_inputs, spec.size), spec.images
-    else:
-        inputs, prepare = _check_log_mels("images_or_inputs", images_or_inputs), spec.log_mels
-    ids = _tokenize(open_clip.get_tokenizer(model_name), captions, int(model.context_length), truncate=False)
-    if len(ids) != len(inputs):
-        raise ValueError(f"captions has {len(ids)} entries, images_or_inputs has {len(inputs)}")
-    if not 2 <= batch_size <= len(ids):
-        raise ValueError(f"batch_size={batch_size} must be in [2, N={len(ids)}] (a batch needs a negative)")
-
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    others = [p for p in model.parameters() if p.ndim < 2]  # gains, biases, logit_scale: no decay, as in open_clip
-    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    warmup = max(1, round(warmup_fraction * steps))
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    loss_fn = open_clip.loss.ClipLoss()
-    generator = torch.Generator().manual_seed(seed)
-    per_epoch = len(ids) // batch_size
-    losses, started = [], time.perf_counter()
-    bar = tqdm(range(steps), desc=f"pretrain {model_name}", disable=not progress, unit="step")
-    for step in bar:
-        if step % per_epoch == 0:
-            order = torch.randperm(len(ids), generator=generator)
-        batch = order[(step % per_epoch) * batch_size:(step % per_epoch + 1) * batch_size]
-        image_features, text_features, logit_scale = model(prepare(inputs[batch]), ids[batch])
-        loss = loss_fn(image_features, text_features, logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))  # CLIP's temperature cap
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    seconds = time.perf_counter() - started
-    _save_state_dict_atomically(model, out_path, {"model_name": model_name, "seed": str(seed), "steps": str(steps)})
-    return {
-        "loss_initial": losses[0],
-        "loss_final": float(np.mean(losses[-max(1, steps // 10):])),
-        "losses": losses,
-        "seconds": seconds,
-        "steps_per_second": steps / seconds,
-    }

@@ -6,7 +6,7 @@ import logging
 import torch
 
 from bacl.data.synthetic import load_dataset, log_mel_spectrogram
-from bacl.encoders import pretrain_clip
+from bacl.pretrain import pretrain_clip
 from joblog import redirect_to_log
 
 redirect_to_log(snakemake.log[0])  # noqa: F821
