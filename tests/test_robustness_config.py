@@ -52,7 +52,7 @@ def wrong_types(value) -> list:
         return ["forty", [1, 2]]
     if isinstance(value, str):
         return [7, ["a", "b"]]
-    return [7, "seven"]  # null
+    return [[1, 2], {"seven": 7}]  # null: a nullable count or name holds neither a list nor a mapping
 
 
 def snakefile_parse(raw: dict) -> None:
