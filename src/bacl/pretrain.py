@@ -29,6 +29,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .encoders import _check_images, _check_log_mels, _create_model, _InputSpec, _tokenize  # noqa: E402
+from .train import warmup_cosine_adamw  # noqa: E402
 
 __all__ = ["pretrain_clip"]
 
@@ -87,18 +88,7 @@ def pretrain_clip(
     if not 2 <= batch_size <= len(ids):
         raise ValueError(f"batch_size={batch_size} must be in [2, N={len(ids)}] (a batch needs a negative)")
 
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    others = [p for p in model.parameters() if p.ndim < 2]  # gains, biases, logit_scale: no decay, as in open_clip
-    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    warmup = max(1, round(warmup_fraction * steps))
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    optimizer, schedule = warmup_cosine_adamw(model.parameters(), lr, weight_decay, steps, warmup_fraction)
     loss_fn = open_clip.loss.ClipLoss()
     generator = torch.Generator().manual_seed(seed)
     per_epoch = len(ids) // batch_size

@@ -88,19 +88,28 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor
     return order[position * batch_size:(position + 1) * batch_size]
 
 
-def _optimizer(aligner: Aligner, settings: TrainSettings):
-    matrices = [p for p in aligner.parameters() if p.requires_grad and p.ndim >= 2]
-    others = [p for p in aligner.parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": settings.weight_decay},
-                                   {"params": others, "weight_decay": 0.0}], lr=settings.lr)
-    warmup = max(1, round(settings.warmup_fraction * settings.steps))
+def warmup_cosine_adamw(parameters, lr: float, weight_decay: float, steps: int, warmup_fraction: float):
+    """AdamW over the trainable ``parameters`` with ``weight_decay`` on weight matrices only (gains,
+    biases and scales get none, as in open_clip), and its LambdaLR: a linear warm-up over
+    ``warmup_fraction`` of ``steps``, then cosine decay to 0. -> (optimizer, scheduler)."""
+    parameters = [p for p in parameters if p.requires_grad]
+    matrices = [p for p in parameters if p.ndim >= 2]
+    others = [p for p in parameters if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
+                                   {"params": others, "weight_decay": 0.0}], lr=lr)
+    warmup = max(1, round(warmup_fraction * steps))
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _optimizer(aligner: Aligner, settings: TrainSettings):
+    return warmup_cosine_adamw(aligner.parameters(), settings.lr, settings.weight_decay, settings.steps,
+                               settings.warmup_fraction)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
