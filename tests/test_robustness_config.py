@@ -15,7 +15,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from bacl.config import SCHEMA_PATH, ConfigError, check_config, merge_base, validate_config
+from bacl.config import (SCHEMA_PATH, ConfigError, check_config, load_config, merge_base, method_settings,
+                         validate_config)
 from bacl.data.synthetic.config import CONFIG_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,27 @@ def test_rules_across_keys_are_checked_at_parse_time(change, key):
 def test_base_of_the_wrong_type_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="'base'"):
         merge_base({"base": 7}, CONFIG_DIR)
+
+
+def test_a_variants_steps_by_benchmark_replaces_the_bases_mapping_whole(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({
+        "train": {"steps": 500, "lr": 0.001}, "steps_by_benchmark": {"image_text": 750, "video_text": 1000}}))
+    merged = merge_base({"base": "base.yaml", "train": {"steps": 6}, "steps_by_benchmark": {"video_text": 9}}, tmp_path)
+    assert merged == {"train": {"steps": 6, "lr": 0.001}, "steps_by_benchmark": {"video_text": 9}}
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("default", {"image_text": 750, "video_text": 1000, "audio_video_text": 1000}),
+    ("smoke", {"audio_video_text": 8}),
+    ("gpu", {}),
+])
+def test_each_shipped_config_trains_its_own_steps_on_every_benchmark(name, expected):
+    config = load_config(CONFIG_DIR / f"{name}.yaml")
+    for benchmark in config["benchmarks"]:
+        for method, spec in config["methods"].items():
+            own = spec.get("train", {}).get("steps")
+            wanted = own if own is not None else expected.get(benchmark, config["train"]["steps"])
+            assert method_settings(config, method, benchmark)["train"]["steps"] == wanted, (method, benchmark)
 
 
 def test_synthetic_schema_keys_and_types_are_the_generators():

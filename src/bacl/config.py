@@ -112,17 +112,24 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
+# Top-level mappings a variant replaces whole instead of merging: steps measured for the base's
+# own towers and train.steps must not leak into a variant that sets its own (gpu.yaml, smoke.yaml).
+REPLACED_WHOLE = frozenset({"steps_by_benchmark"})
+
+
+def _deep_merge(base: dict, override: dict, replaced_whole: frozenset = frozenset()) -> dict:
     merged = dict(base)
     for key, value in override.items():
-        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merges = isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in replaced_whole
+        merged[key] = _deep_merge(merged[key], value) if merges else value
     return merged
 
 
 def merge_base(config: dict, directory: str | Path) -> dict:
     """A config with ``base: FILE`` (relative to ``directory``) is that file's config with this
-    one's values merged on top (mappings merge key by key, anything else is replaced), so a small
-    variant such as the smoke config states only what differs."""
+    one's values merged on top (mappings merge key by key, anything else is replaced; the
+    top-level mappings in ``REPLACED_WHOLE`` are replaced whole), so a small variant such as the
+    smoke config states only what differs."""
     if not isinstance(config, dict) or "base" not in config:
         return config
     if not isinstance(config["base"], str) or not config["base"]:
@@ -132,7 +139,7 @@ def merge_base(config: dict, directory: str | Path) -> dict:
     if not isinstance(base, dict):
         raise ConfigError(f"{base_path} (the value of key 'base'): the top level must be a mapping, "
                           f"got {type(base).__name__}")
-    return _deep_merge(base, {k: v for k, v in config.items() if k != "base"})
+    return _deep_merge(base, {k: v for k, v in config.items() if k != "base"}, REPLACED_WHOLE)
 
 
 def load_config(path: str | Path) -> dict:
