@@ -1,5 +1,9 @@
 """Frozen open_clip encoders: loading, token features, input handling, CLIP pre-training."""
 
+import os
+import subprocess
+import sys
+
 import open_clip
 import pytest
 import torch
@@ -224,3 +228,15 @@ def test_pretrain_clip_on_log_mels_gives_an_audio_encoder(tmp_path):
     assert features["global"].shape == (8, 128) and torch.isfinite(features["tokens"]).all()
     with pytest.raises(ValueError, match="log-mels"):
         pretrain_clip("bacl-tiny-audio", log_mels[0], captions, 2, 4, 1e-3, 0, out, progress=False, modality="audio")
+
+
+
+def test_importing_a_bacl_module_keeps_the_hub_offline_and_a_callers_value_wins():
+    """huggingface_hub reads HF_HUB_OFFLINE once, when imported: the package sets it before any of
+    its modules (here bacl.pretrain, which imports open_clip) can import it."""
+    probe = "import bacl.pretrain, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}  # conftest's
+    unset = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "HF_HUB_OFFLINE": "0"},
+                            capture_output=True, text=True, check=True)
+    assert (unset.stdout.strip(), chosen.stdout.strip()) == ("True", "False")

@@ -15,9 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
-
-from .atomic import atomic_path  # noqa: E402
+from .atomic import atomic_path
 
 __all__ = ["main"]
 

@@ -24,28 +24,24 @@ do not depend on ``layer``.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
 
-# Nothing may be downloaded at run time; set before open_clip (and huggingface_hub) is imported.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import VisionTransformer
+from safetensors import SafetensorError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
+from tqdm.auto import tqdm
 
-import hashlib  # noqa: E402
-import pickle  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from functools import cached_property  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import open_clip  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from open_clip.transformer import VisionTransformer  # noqa: E402
-from safetensors import SafetensorError  # noqa: E402
-from torchvision.transforms import InterpolationMode  # noqa: E402
-from torchvision.transforms import functional as TF  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from .validation import load_error_reason  # noqa: E402
+from .validation import load_error_reason
 
 __all__ = ["FrozenEncoder", "load_encoder", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
 

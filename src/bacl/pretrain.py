@@ -11,25 +11,21 @@ pre-training split, and is skipped when the config names pretrained weights, as 
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-# Nothing may be downloaded at run time; set before open_clip (and huggingface_hub) is imported.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import open_clip
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
-import math  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import open_clip  # noqa: E402
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from .atomic import atomic_path  # noqa: E402
-from .encoders import _check_images, _check_log_mels, _create_model, _InputSpec, _tokenize  # noqa: E402
-from .train import warmup_cosine_adamw  # noqa: E402
+from .atomic import atomic_path
+from .encoders import _check_images, _check_log_mels, _create_model, _InputSpec, _tokenize
+from .train import warmup_cosine_adamw
 
 __all__ = ["pretrain_clip"]
 
