@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bacl.metrics import bidirectional_retrieval, rerank_topk, retrieval_metrics
+from bacl.metrics import bidirectional_retrieval, rerank_topk, retrieval, retrieval_metrics
 
 
 KEYS = ["R@1", "R@5", "R@10", "mAP", "MRR", "nDCG", "nDCG@10"]
@@ -116,6 +116,36 @@ def test_matches_brute_force_reference_for_any_chunk_size(problem, chunk_size):
     assert result.keys() == expected.keys()
     for key in KEYS:
         assert result[key] == pytest.approx(expected[key], abs=1e-12), key
+
+
+def sorted_relevance(scores, relevant):
+    """The ranking retrieval_metrics used before counting: two stable sorts, irrelevant items first
+    among ties (issue #14: the counted ranking must give the same tensor)."""
+    by_relevance = torch.sort(relevant.to(torch.int8), dim=1, stable=True).indices
+    by_score = torch.sort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True).indices
+    return relevant.gather(1, by_relevance).gather(1, by_score).to(torch.float64)
+
+
+@given(retrieval_problems(), st.booleans(), st.booleans())
+def test_counted_ranking_is_the_sorted_ranking_bit_for_bit(problem, signed_zeros, sort_instead):
+    similarity, query_ids, gallery_ids = problem
+    if signed_zeros:  # -0.0 and 0.0 tie, in the sort as in the count
+        similarity = torch.where((similarity == 0) & (torch.arange(similarity.shape[1]) % 2 == 0), -0.0, similarity)
+    relevant = query_ids[:, None] == gallery_ids[None, :]
+    original = retrieval._COUNTED_RELEVANT_MAX
+    retrieval._COUNTED_RELEVANT_MAX = 0 if sort_instead else original
+    try:
+        assert torch.equal(retrieval._ranked_relevance(similarity, relevant), sorted_relevance(similarity, relevant))
+    finally:
+        retrieval._COUNTED_RELEVANT_MAX = original
+
+
+@given(retrieval_problems(), st.data())
+def test_stable_topk_is_the_head_of_a_stable_descending_sort(problem, data):
+    similarity = problem[0]
+    k = data.draw(st.integers(1, similarity.shape[1]))
+    expected = torch.sort(similarity, dim=1, descending=True, stable=True).indices[:, :k]
+    assert torch.equal(retrieval._stable_topk(similarity, k), expected)
 
 
 @given(retrieval_problems())

@@ -13,6 +13,9 @@ from ._checks import _check_similarity_shape, _int_vector, _positive_int, _tenso
 # Rows of the similarity matrix handled at once: a 256 x 10k chunk with its sort indices takes
 # ~100 MB, so a 10k x 10k evaluation fits in memory whatever the number of queries.
 DEFAULT_CHUNK_SIZE = 256
+# Above this many relevant items in a row, ranking them by counting costs more than sorting it
+# (one pass over the row each, against a sort's ~log2 G passes at ~10x the cost).
+_COUNTED_RELEVANT_MAX = 64
 
 
 def retrieval_metrics(
@@ -66,10 +69,7 @@ def retrieval_metrics(
         scores = similarity[start : start + chunk_size]
         check_finite("similarity", scores)
         relevant = query_ids[start : start + chunk_size, None] == gallery_ids[None, :]
-        # Two stable sorts = sort by (score desc, relevance asc): irrelevant items win ties.
-        by_relevance = torch.sort(relevant.to(torch.int8), dim=1, stable=True).indices
-        by_score = torch.sort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True).indices
-        ranked = relevant.gather(1, by_relevance).gather(1, by_score).to(torch.float64)
+        ranked = _ranked_relevance(scores, relevant)
         n_relevant = ranked.sum(1).long()
         per_query["first"].append(ranked.argmax(1) + 1)  # argmax returns the first maximum
         precision_at = torch.cumsum(ranked, 1) / positions
@@ -86,6 +86,41 @@ def retrieval_metrics(
     result["nDCG"] = float(ndcg.mean())
     result[f"nDCG@{ndcg_cutoff}"] = float(ndcg_cut.mean())
     return result
+
+
+def _ranked_relevance(scores: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """(Q, G) float64: 1 at the rank positions of each query's relevant items in the ranking by
+    (score desc, relevance asc, gallery index asc), 0 elsewhere; irrelevant items win ties.
+
+    A relevant item's 0-based position is the number of items scoring at least as high, minus the
+    relevant items tied with it from itself onwards: one comparison pass per relevant item instead
+    of sorting the row (~90x faster for one relevant item in 2000). With more than
+    ``_COUNTED_RELEVANT_MAX`` relevant items in a row the two stable sorts are cheaper; both give
+    the same tensor.
+    """
+    n_relevant = relevant.sum(1)
+    most = int(n_relevant.max()) if n_relevant.numel() else 0
+    if most > _COUNTED_RELEVANT_MAX:
+        # Two stable sorts = sort by (score desc, relevance asc): irrelevant items win ties.
+        by_relevance = torch.sort(relevant.to(torch.int8), dim=1, stable=True).indices
+        by_score = torch.sort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True).indices
+        return relevant.gather(1, by_relevance).gather(1, by_score).to(torch.float64)
+    # (Q, most) gallery indices of each row's relevant items in ascending order, padded with 0
+    rows, columns = relevant.nonzero(as_tuple=True)
+    slots = torch.arange(rows.numel(), device=scores.device) - (torch.cumsum(n_relevant, 0) - n_relevant)[rows]
+    index = torch.zeros(relevant.shape[0], most, dtype=torch.long, device=scores.device)
+    index[rows, slots] = columns
+    present = torch.zeros(relevant.shape[0], most, dtype=torch.bool, device=scores.device)
+    present[rows, slots] = True
+    relevant_scores = scores.gather(1, index)
+    at_least = torch.stack([(scores >= relevant_scores[:, [slot]]).sum(1) for slot in range(most)], 1)
+    # relevant items tied with slot j and at or after it in index order (j itself included)
+    later_or_self = torch.ones(most, most, dtype=torch.bool, device=scores.device).triu()
+    tied_from_here = ((relevant_scores[:, :, None] == relevant_scores[:, None, :]) & later_or_self
+                      & present[:, None, :]).sum(2)
+    ranked = torch.zeros(scores.shape, dtype=torch.float64, device=scores.device)
+    ranked[rows, (at_least - tied_from_here)[rows, slots]] = 1.0
+    return ranked
 
 
 def bidirectional_retrieval(
@@ -129,6 +164,19 @@ def bidirectional_retrieval(
     }
 
 
+def _stable_topk(rows: torch.Tensor, k: int) -> torch.Tensor:
+    """(Q, k) indices of each row's k largest values in descending order, ties to the lower index:
+    the first k of a stable descending sort, from torch.topk's k-th value and a sort of k items."""
+    kth = torch.topk(rows, k, dim=1).values[:, -1:]
+    above = rows > kth
+    tied = rows == kth
+    # the lowest-indexed tied items fill what the strictly larger ones leave of the k
+    taken = above | (tied & (torch.cumsum(tied, 1) <= k - above.sum(1, keepdim=True)))
+    index = taken.nonzero(as_tuple=True)[1].view(rows.shape[0], k)  # ascending within each row
+    order = torch.sort(rows.gather(1, index), dim=1, descending=True, stable=True).indices
+    return index.gather(1, order)
+
+
 def rerank_topk(
     similarity: torch.Tensor,
     rerank_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -166,7 +214,7 @@ def rerank_topk(
     for start in range(0, n_queries, chunk_size):
         rows = similarity[start : start + chunk_size]
         check_finite("similarity", rows)
-        tops.append(torch.sort(rows, dim=1, descending=True, stable=True).indices[:, :k])
+        tops.append(_stable_topk(rows, k))
     top = torch.cat(tops)
     query_idx = torch.arange(n_queries, device=similarity.device).repeat_interleave(k)
     gallery_idx = top.reshape(-1)
