@@ -3,27 +3,24 @@
 The method as a library: the curriculum schedule, the boundary-aware negative sampler (BNS),
 the cross-modal Transformer with its contrastive local attention loss (CLA), and ``BACLLoss``,
 which has the call shape of ``open_clip.loss.ClipLoss``.
+
+The names below are imported on first use (PEP 562), so that a job needing only a torch-free
+part of the package (data generation, seed statistics, the paper's tables) does not pay torch's
+import (~1 s per pipeline job).
 """
 
 import os
+
+import lazy_loader
 
 # Nothing is ever downloaded at run time: set before any bacl module imports open_clip (and with it
 # huggingface_hub), which every one does through this package; a caller's own setting wins.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .attention import CrossModalTransformer, contrastive_local_attention_loss  # noqa: E402
-from .losses import BACLLoss  # noqa: E402
-from .sampler import BoundarySample, BoundarySampler, boundary_score  # noqa: E402
-from .schedule import SCHEDULE_PRESETS, CurriculumSchedule  # noqa: E402
-
-__all__ = [
-    "BACLLoss",
-    "BoundarySample",
-    "BoundarySampler",
-    "CrossModalTransformer",
-    "CurriculumSchedule",
-    "SCHEDULE_PRESETS",
-    "boundary_score",
-    "contrastive_local_attention_loss",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "attention": ["CrossModalTransformer", "contrastive_local_attention_loss"],
+    "losses": ["BACLLoss"],
+    "sampler": ["BoundarySample", "BoundarySampler", "boundary_score"],
+    "schedule": ["SCHEDULE_PRESETS", "CurriculumSchedule"],
+})
 __version__ = "0.1.0"

@@ -78,7 +78,7 @@ def check_config(config: dict, where: str = "config") -> None:
     * each method's overrides of ``bacl`` / ``transformer`` / ``train`` are valid once merged;
     * each table row names a configured method.
     """
-    from .data.features import BENCHMARK_MODALITY
+    from .data.synthetic import BENCHMARK_MODALITY
     from .data.synthetic.config import config_from_mapping
 
     for benchmark, section in config.get("data", {}).items():

@@ -3,7 +3,7 @@ import os
 import re
 import sys
 
-from bacl.data.features import BENCHMARK_MODALITY
+from bacl.data.synthetic import BENCHMARK_MODALITY
 from bacl.data.synthetic.config import config_from_mapping
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time

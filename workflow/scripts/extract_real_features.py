@@ -31,13 +31,13 @@ import torch
 from PIL import Image
 
 from bacl.data.cache import cache_key, content_sha256, extract_and_cache
-from bacl.data.features import BENCHMARK_MODALITY, _trim_text_padding
+from bacl.data.features import _trim_text_padding
 from bacl.data.readers import ReadReport
 from bacl.data.readers_audio import iter_audio_text
 from bacl.data.readers_audio_video import iter_audio_video_text
 from bacl.data.readers_video import iter_video_text
 from bacl.data.readers_webdataset import iter_image_text_shards
-from bacl.data.synthetic import log_mel_spectrogram
+from bacl.data.synthetic import BENCHMARK_MODALITY, log_mel_spectrogram
 from bacl.encoders import load_encoder
 from bacl.featureset import FeatureSet
 from joblog import redirect_to_log

@@ -3,8 +3,7 @@
 import logging
 import time
 
-from bacl.data.features import BENCHMARK_MODALITY
-from bacl.data.synthetic import generate_split
+from bacl.data.synthetic import BENCHMARK_MODALITY, generate_split
 from joblog import redirect_to_log
 
 redirect_to_log(snakemake.log[0])  # noqa: F821

@@ -15,13 +15,10 @@ import torch.nn.functional as F
 
 from .cache import cache_key, extract_and_cache
 from .index import make_index
-from .synthetic import NegativeType, SyntheticDataset, log_mel_spectrogram, word_to_token_positions
+from .synthetic import BENCHMARK_MODALITY, NegativeType, SyntheticDataset, log_mel_spectrogram, word_to_token_positions
 
-__all__ = ["BENCHMARK_MODALITY", "candidate_pools", "synthetic_feature_set", "word_encoder"]
+__all__ = ["candidate_pools", "synthetic_feature_set", "word_encoder"]
 
-# Benchmark names in configs and tables -> synthetic generator modality.
-BENCHMARK_MODALITY = {"image_text": "image", "video_text": "video", "audio_text": "audio",
-                      "audio_video_text": "audio_video"}
 NEGATIVE_TYPES = [member.value for member in NegativeType]
 
 

@@ -9,30 +9,17 @@ captions share an id), and a query's relevant gallery items are all gallery item
 Ties are resolved pessimistically everywhere: a relevant item (or the true caption) that ties
 with irrelevant ones is ranked after them, and a tie never counts as a win. Otherwise a constant
 scorer, which knows nothing, would score perfectly.
+
+The names below are imported from their modules on first use (PEP 562): the seed statistics need
+only NumPy, so the pipeline's table jobs do not import torch.
 """
 
-from .attention_maps import attention_diagnostics
-from .judgement import (
-    aggregate_seeds,
-    ael_chance_level,
-    attention_error_localization,
-    boundary_accuracy,
-    boundary_chance,
-    mean_std,
-    multiple_choice_accuracy,
-)
-from .retrieval import bidirectional_retrieval, rerank_topk, retrieval_metrics
+import lazy_loader
 
-__all__ = [
-    "retrieval_metrics",
-    "bidirectional_retrieval",
-    "rerank_topk",
-    "boundary_accuracy",
-    "boundary_chance",
-    "attention_diagnostics",
-    "multiple_choice_accuracy",
-    "attention_error_localization",
-    "ael_chance_level",
-    "mean_std",
-    "aggregate_seeds",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "attention_maps": ["attention_diagnostics"],
+    "judgement": ["ael_chance_level", "attention_error_localization", "boundary_accuracy", "boundary_chance",
+                  "multiple_choice_accuracy"],
+    "retrieval": ["bidirectional_retrieval", "rerank_topk", "retrieval_metrics"],
+    "seeds": ["aggregate_seeds", "mean_std"],
+})

@@ -46,7 +46,7 @@ from .tokens import word_to_token_positions, word_token_spans
 from .video_text import generate_video_split
 
 __all__ = [
-    "MODALITIES", "SPLITS", "AudioTextConfig", "AudioTextDataset", "AudioVideoTextConfig", "AudioVideoTextDataset",
+    "BENCHMARK_MODALITY", "MODALITIES", "SPLITS", "AudioTextConfig", "AudioTextDataset", "AudioVideoTextConfig", "AudioVideoTextDataset",
     "ImageTextConfig", "ImageTextDataset", "NegativeType", "SyntheticConfig", "SyntheticDataset", "VideoTextConfig",
     "VideoTextDataset", "config_from_mapping", "generate", "generate_split", "load_dataset", "log_mel_spectrogram",
     "multiple_choice", "read_content_hash", "word_to_token_positions", "word_token_spans",
@@ -59,6 +59,9 @@ _GENERATORS = {
     "audio_video": (AudioVideoTextConfig, generate_audio_video_split),
 }
 MODALITIES = tuple(_GENERATORS)
+# Benchmark names in configs and tables -> generator modality.
+BENCHMARK_MODALITY = {"image_text": "image", "video_text": "video", "audio_text": "audio",
+                      "audio_video_text": "audio_video"}
 
 
 def _resolve(modality: str, config: SyntheticConfig | Mapping | None) -> SyntheticConfig:
