@@ -1,5 +1,6 @@
 """Run-time guarantees of issue #7: the same config and seed give the same tables (also from a fresh
-process), nothing touches the network, and nothing unpickles untrusted data."""
+process), nothing touches the network, nothing unpickles untrusted data; and the torch-free jobs
+stay torch-free (issue #14: start-up time)."""
 
 import ast
 import json
@@ -248,3 +249,17 @@ def test_every_load_in_the_project_is_weights_only():
     assert torch_loads >= 1  # the scan saw the checkpoint loader, so it is not vacuous
     for rules in [ROOT / "Snakefile", *sorted((ROOT / "workflow").rglob("*.smk"))]:  # not Python: plain text
         assert "pickle" not in rules.read_text() and "torch.load" not in rules.read_text(), rules
+
+
+# --- torch-free jobs stay torch-free ---------------------------------------------------------------
+
+def test_the_snakefiles_imports_and_the_table_and_data_jobs_do_not_import_torch():
+    """What the Snakefile imports at parse time, data generation and the paper's tables need no
+    torch; importing it there costs every snakemake call and every such job about a second."""
+    probe = ("import sys, bacl, bacl.config, bacl.metrics, bacl.schedule; "
+             "from bacl.data.synthetic import BENCHMARK_MODALITY, generate_split; "
+             "from bacl.data.synthetic.config import config_from_mapping; "
+             "from bacl.metrics import aggregate_seeds, mean_std; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], env=child_environment(), capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
