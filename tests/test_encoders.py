@@ -231,10 +231,10 @@ def test_pretrain_clip_on_log_mels_gives_an_audio_encoder(tmp_path):
 
 
 
-def test_importing_a_bacl_module_keeps_the_hub_offline_and_a_callers_value_wins():
-    """huggingface_hub reads HF_HUB_OFFLINE once, when imported: the package sets it before any of
-    its modules (here bacl.pretrain, which imports open_clip) can import it."""
-    probe = "import bacl.pretrain, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
+def test_importing_bacl_keeps_the_hub_offline_and_a_callers_value_wins():
+    """huggingface_hub reads HF_HUB_OFFLINE once, when imported: importing the package sets it, so
+    any of its modules (bacl.encoders, bacl.pretrain) has it set before it imports open_clip."""
+    probe = "import bacl, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}  # conftest's
     unset = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "HF_HUB_OFFLINE": "0"},
