@@ -17,23 +17,20 @@ estimated from the measured per-sample encoder time instead of run (it would tak
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded; set before bacl imports open_clip
+import torch
 
-import torch  # noqa: E402
-
-from bacl.aligners import FeatureBatch, build_aligner  # noqa: E402
-from bacl.config import load_config, method_settings  # noqa: E402
-from bacl.data.features import candidate_pools, synthetic_feature_set  # noqa: E402
-from bacl.data.synthetic import generate_split  # noqa: E402
-from bacl.encoders import load_encoder  # noqa: E402
-from bacl.featureset import FeatureSet  # noqa: E402
-from bacl.train import batch_indices, step_generator  # noqa: E402
+from bacl.aligners import FeatureBatch, build_aligner
+from bacl.config import load_config, method_settings
+from bacl.data.features import candidate_pools, synthetic_feature_set
+from bacl.data.synthetic import generate_split
+from bacl.encoders import load_encoder
+from bacl.featureset import FeatureSet
+from bacl.train import batch_indices, step_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DETAILS, RESULTS, ROOT, clock, environment, interleaved, positive_int, write_json  # noqa: E402

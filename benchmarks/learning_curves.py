@@ -27,19 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded; set before bacl imports open_clip
+import yaml
 
-import yaml  # noqa: E402
-
-from bacl.cli import main as bacl_main  # noqa: E402
-from bacl.convergence import plateau_report  # noqa: E402
-from bacl.train import METRICS_LOG  # noqa: E402
+from bacl.cli import main as bacl_main
+from bacl.convergence import plateau_report
+from bacl.train import METRICS_LOG
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DETAILS, RESULTS, environment, positive_int, write_json  # noqa: E402

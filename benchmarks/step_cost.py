@@ -27,23 +27,20 @@ from __future__ import annotations
 import argparse
 import cProfile
 import itertools
-import os
 import pstats
 import statistics
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded; set before bacl imports open_clip
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import bacl  # noqa: E402
-from bacl.aligners import build_aligner  # noqa: E402
-from bacl.config import load_config, method_settings  # noqa: E402
-from bacl.featureset import FeatureSet  # noqa: E402
-from bacl.train import batch_indices, step_generator  # noqa: E402
+import bacl
+from bacl.aligners import build_aligner
+from bacl.config import load_config, method_settings
+from bacl.featureset import FeatureSet
+from bacl.train import batch_indices, step_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402

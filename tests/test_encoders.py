@@ -230,7 +230,6 @@ def test_pretrain_clip_on_log_mels_gives_an_audio_encoder(tmp_path):
         pretrain_clip("bacl-tiny-audio", log_mels[0], captions, 2, 4, 1e-3, 0, out, progress=False, modality="audio")
 
 
-
 def test_importing_bacl_keeps_the_hub_offline_and_a_callers_value_wins():
     """huggingface_hub reads HF_HUB_OFFLINE once, when imported: importing the package sets it, so
     any of its modules (bacl.encoders, bacl.pretrain) has it set before it imports open_clip."""

@@ -126,23 +126,37 @@ def sorted_relevance(scores, relevant):
     return relevant.gather(1, by_relevance).gather(1, by_score).to(torch.float64)
 
 
-@given(retrieval_problems(), st.booleans(), st.booleans())
-def test_counted_ranking_is_the_sorted_ranking_bit_for_bit(problem, signed_zeros, sort_instead):
+def with_signed_zeros(similarity):
+    """The zeros of every other column made -0.0, which ties with 0.0 in a sort as in a count."""
+    return torch.where((similarity == 0) & (torch.arange(similarity.shape[1]) % 2 == 0), -0.0, similarity)
+
+
+@given(retrieval_problems(), st.booleans())
+def test_counted_ranking_is_the_sorted_ranking_bit_for_bit(problem, signed_zeros):
     similarity, query_ids, gallery_ids = problem
-    if signed_zeros:  # -0.0 and 0.0 tie, in the sort as in the count
-        similarity = torch.where((similarity == 0) & (torch.arange(similarity.shape[1]) % 2 == 0), -0.0, similarity)
+    similarity = with_signed_zeros(similarity) if signed_zeros else similarity
     relevant = query_ids[:, None] == gallery_ids[None, :]
+    assert torch.equal(retrieval._ranked_relevance(similarity, relevant), sorted_relevance(similarity, relevant))
+
+
+@given(retrieval_problems(), st.integers(1, 12))
+def test_rows_with_many_relevant_items_are_sorted_and_match_the_reference(problem, chunk_size):
+    """Above _COUNTED_RELEVANT_MAX relevant items a row is sorted instead (here forced for every row)."""
+    similarity, query_ids, gallery_ids = problem
     original = retrieval._COUNTED_RELEVANT_MAX
-    retrieval._COUNTED_RELEVANT_MAX = 0 if sort_instead else original
+    retrieval._COUNTED_RELEVANT_MAX = 0
     try:
-        assert torch.equal(retrieval._ranked_relevance(similarity, relevant), sorted_relevance(similarity, relevant))
+        result = retrieval_metrics(similarity, query_ids, gallery_ids, chunk_size=chunk_size)
     finally:
         retrieval._COUNTED_RELEVANT_MAX = original
+    expected = reference_metrics(similarity, query_ids, gallery_ids)
+    for key in KEYS:
+        assert result[key] == pytest.approx(expected[key], abs=1e-12), key
 
 
-@given(retrieval_problems(), st.data())
-def test_stable_topk_is_the_head_of_a_stable_descending_sort(problem, data):
-    similarity = problem[0]
+@given(retrieval_problems(), st.booleans(), st.data())
+def test_stable_topk_is_the_head_of_a_stable_descending_sort(problem, signed_zeros, data):
+    similarity = with_signed_zeros(problem[0]) if signed_zeros else problem[0]
     k = data.draw(st.integers(1, similarity.shape[1]))
     expected = torch.sort(similarity, dim=1, descending=True, stable=True).indices[:, :k]
     assert torch.equal(retrieval._stable_topk(similarity, k), expected)

@@ -139,6 +139,7 @@ def test_a_variants_steps_by_benchmark_replaces_the_bases_mapping_whole(tmp_path
     ("default", {"image_text": 750, "video_text": 1000, "audio_video_text": 1000}),
     ("smoke", {"audio_video_text": 8}),
     ("gpu", {}),
+    ("rehearsal", {}),  # built on gpu.yaml
 ])
 def test_each_shipped_config_trains_its_own_steps_on_every_benchmark(name, expected):
     config = load_config(CONFIG_DIR / f"{name}.yaml")

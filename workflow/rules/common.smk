@@ -1,12 +1,9 @@
 # Shared settings and helpers of the pipeline: paths, which runs exist, and input functions.
-import os
 import re
 import sys
 
 from bacl.data.synthetic import BENCHMARK_MODALITY
 from bacl.data.synthetic.config import config_from_mapping
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 
 RESULTS = config["results_dir"]
 PAPER = config["paper_dir"]

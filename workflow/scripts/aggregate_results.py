@@ -10,7 +10,7 @@ Output (``paper/data/results.json``)::
 Every numeric leaf of the metric sections becomes a dotted path; wherever a section holds both
 retrieval directions (``retrieval``, ``retrieval_reranked``, ``retrieval_reranked_combined``, and
 the same under ``untrained``), ``<path>.mean.*`` is added: per seed, the mean of the two directions.
-Statistics come from ``bacl.metrics.judgement.aggregate_seeds`` (mean, sample std).
+Statistics come from ``bacl.metrics.seeds.aggregate_seeds`` (mean, sample std).
 """
 
 import logging

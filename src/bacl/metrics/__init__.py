@@ -11,7 +11,7 @@ with irrelevant ones is ranked after them, and a tie never counts as a win. Othe
 scorer, which knows nothing, would score perfectly.
 
 The names below are imported from their modules on first use (PEP 562): the seed statistics need
-only NumPy, so the pipeline's table jobs do not import torch.
+only NumPy, so a job that only aggregates finished runs does not import torch for them.
 """
 
 import lazy_loader

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from ..validation import check_finite, check_matrix
 from ._checks import _check_similarity_shape, _int_vector, _positive_int, _tensor
 
-# Rows of the similarity matrix handled at once: a 256 x 10k chunk with its sort indices takes
-# ~100 MB, so a 10k x 10k evaluation fits in memory whatever the number of queries.
+# Rows of the similarity matrix handled at once: a 256 x 10k chunk with its float64 ranking (or, with
+# many relevant items, its sort indices) takes ~20-100 MB, so a 10k x 10k evaluation fits in memory
+# whatever the number of queries.
 DEFAULT_CHUNK_SIZE = 256
 # Above this many relevant items in a row, ranking them by counting costs more than sorting it
 # (one pass over the row each, against a sort's ~log2 G passes at ~10x the cost).
@@ -100,6 +101,8 @@ def _ranked_relevance(scores: torch.Tensor, relevant: torch.Tensor) -> torch.Ten
     """
     n_relevant = relevant.sum(1)
     most = int(n_relevant.max()) if n_relevant.numel() else 0
+    if most == 0:
+        return torch.zeros(scores.shape, dtype=torch.float64, device=scores.device)
     if most > _COUNTED_RELEVANT_MAX:
         # Two stable sorts = sort by (score desc, relevance asc): irrelevant items win ties.
         by_relevance = torch.sort(relevant.to(torch.int8), dim=1, stable=True).indices
@@ -194,7 +197,7 @@ def rerank_topk(
         k: items re-scored per query, 1 <= k <= G. Among tied similarities the lower gallery
             index enters the top-k (a stable sort), so the choice is deterministic.
         batch_size: pairs per ``rerank_fn`` call.
-        chunk_size: rows sorted at once when choosing the top-k.
+        chunk_size: rows whose top-k are chosen at once.
 
     Returns:
         (Q, G) scores: the top-k items carry their ``rerank_fn`` score; every other item keeps

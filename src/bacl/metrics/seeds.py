@@ -1,6 +1,6 @@
 """Statistics across seeds: mean and sample standard deviation of each metric.
 
-NumPy only, so the pipeline's table and figure jobs, which aggregate finished runs, do not import torch.
+NumPy only: the pipeline's jobs that only aggregate finished runs need not import torch for them.
 """
 
 from __future__ import annotations
