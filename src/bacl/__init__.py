@@ -5,7 +5,7 @@ the cross-modal Transformer with its contrastive local attention loss (CLA), and
 which has the call shape of ``open_clip.loss.ClipLoss``.
 
 The names below are imported on first use (PEP 562), so that a job needing only a torch-free
-part of the package (data generation, seed statistics, the paper's tables) does not pay torch's
+part of the package (data generation, seed statistics, most of the paper's tables) does not pay torch's
 import (~1 s per pipeline job).
 """
 

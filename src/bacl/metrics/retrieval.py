@@ -113,8 +113,7 @@ def _ranked_relevance(scores: torch.Tensor, relevant: torch.Tensor) -> torch.Ten
     slots = torch.arange(rows.numel(), device=scores.device) - (torch.cumsum(n_relevant, 0) - n_relevant)[rows]
     index = torch.zeros(relevant.shape[0], most, dtype=torch.long, device=scores.device)
     index[rows, slots] = columns
-    present = torch.zeros(relevant.shape[0], most, dtype=torch.bool, device=scores.device)
-    present[rows, slots] = True
+    present = torch.arange(most, device=scores.device) < n_relevant[:, None]  # the slots that are not padding
     relevant_scores = scores.gather(1, index)
     at_least = torch.stack([(scores >= relevant_scores[:, [slot]]).sum(1) for slot in range(most)], 1)
     # relevant items tied with slot j and at or after it in index order (j itself included)
