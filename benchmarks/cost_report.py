@@ -29,7 +29,8 @@ TARGETS = {("clip", "bns", "base", "time"): 2.0, ("clip", "bacl", "match", "time
 def _environment(env: dict) -> str:
     niced = f"niced ({env['niceness']}) beside other work" if env["niced"] else "not niced"
     commit = (env.get("git_commit") or "unknown")[:10] + (" + uncommitted changes in src/" if env.get("git_dirty") else "")
-    return (f"torch {env['torch']}, {env['threads']} thread(s) on {env['cpu_count']} CPUs ({env['device']}), "
+    cpu = f" {env['cpu_model']}, {env['cpu_capability']}" if env.get("cpu_model") else ""  # recorded since 2026-12
+    return (f"torch {env['torch']}, {env['threads']} thread(s) on {env['cpu_count']}{cpu} CPUs ({env['device']}), "
             f"{niced}, 1-min load {env['load_average_1min']:.1f} at start, {env['date']}, commit {commit}")
 
 
@@ -108,8 +109,10 @@ def _ratio(step: dict, aligner: str, numerator: str, denominator: str, kind: str
 
 
 def _label(run: dict) -> str:
-    """A run's column heading: its commit and the Transformer / CLA settings it measured."""
-    commit = (run["environment"].get("git_commit") or "unknown")[:10]
+    """A run's column heading: its commit (and CPU capability, where recorded) and the Transformer /
+    CLA settings it measured."""
+    env = run["environment"]
+    commit = (env.get("git_commit") or "unknown")[:10] + (f" ({env['cpu_capability']})" if env.get("cpu_capability") else "")
     transformer, bacl = run.get("transformer"), run.get("bacl")
     if not transformer or not bacl:
         return commit
@@ -209,8 +212,24 @@ def pipeline_section(results: Path) -> list[str]:
         for name, s in sorted(run["stages"].items(), key=lambda item: -item[1]["seconds"]):
             lines.append(f"| {name} | {s['jobs']} | {s['seconds']:.0f} | {100 * s['seconds'] / total:.0f} % | "
                          f"{s['longest_job_seconds']:.0f} | {s['max_rss_mb']:.0f} |")
-        lines.append("")
+        lines += [""] + method_lines(run.get("methods"), total)
     return lines
+
+
+def method_lines(methods: dict | None, total: float) -> list[str]:
+    """The train and evaluate job time of each method (what each table row costs), largest first;
+    [] for a run summarised before pipeline_stages.py recorded it."""
+    if not methods:
+        return []
+    lines = ["Training and evaluation job time per method (all its benchmarks and seeds):", "",
+             "| method | benchmarks | train jobs | train job-s | evaluate jobs | evaluate job-s | share |",
+             "|---|---|---|---|---|---|---|"]
+    cost = {name: m["train"]["seconds"] + m["evaluate"]["seconds"] for name, m in methods.items()}
+    for name in sorted(methods, key=lambda name: -cost[name]):
+        m = methods[name]
+        lines.append(f"| {name} | {len(m['benchmarks'])} | {m['train']['jobs']} | {m['train']['seconds']:.0f} | "
+                     f"{m['evaluate']['jobs']} | {m['evaluate']['seconds']:.0f} | {100 * cost[name] / total:.0f} % |")
+    return lines + [""]
 
 
 def main(argv=None) -> Path:

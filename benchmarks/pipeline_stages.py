@@ -7,7 +7,10 @@ notebooks under ``<theory results>/benchmarks/``. The stage is the folder right 
 when the TSV sits directly in it (theory); every TSV under an ``--extra STAGE=FOLDER`` counts as
 STAGE (by default the run's theory results folder, when it lies outside the run). Per stage: jobs, summed job seconds, the longest job,
 summed CPU seconds and the largest max_rss. Jobs of a stage run in parallel under
-``--cores``, so summed seconds are the stage's compute, not its elapsed time.
+``--cores``, so summed seconds are the stage's compute, not its elapsed time. Per method, the
+jobs and job seconds of its training and evaluation (whose TSVs sit at
+``benchmarks/<stage>/<benchmark>/<method>/seed<k>.tsv``): what each row of a table costs, the
+arithmetic behind any trade of runs against the budget.
 
     .venv/bin/python benchmarks/pipeline_stages.py results/cpu-default
 """
@@ -26,7 +29,10 @@ from bacl.config import ConfigError, validate_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DETAILS, RESULTS, ROOT, write_json  # noqa: E402
 
-__all__ = ["stage_of", "read_tsv", "stage_table"]
+__all__ = ["stage_of", "read_tsv", "stage_table", "method_table", "PER_METHOD_STAGES"]
+
+# Stages with one job per (benchmark, method, seed), laid out as benchmarks/<stage>/<benchmark>/<method>/seed<k>.tsv.
+PER_METHOD_STAGES = ("train", "evaluate")
 
 
 def stage_of(path: Path) -> str:
@@ -90,7 +96,7 @@ def stage_table(run: Path, extra: dict[str, Path] | None = None) -> dict[str, di
     stages: dict[str, dict] = {}
     for path, stage in dict(files).items():  # a folder given twice counts once
         rows = read_tsv(path)
-        seconds = sum(r["s"] for r in rows) / len(rows)  # the mean over Snakemake's repeats
+        seconds = _job_seconds(rows)
         entry = stages.setdefault(stage, {"jobs": 0, "seconds": 0.0, "longest_job_seconds": 0.0,
                                           "longest_job": "", "cpu_seconds": 0.0, "max_rss_mb": 0.0})
         entry["jobs"] += 1
@@ -100,6 +106,29 @@ def stage_table(run: Path, extra: dict[str, Path] | None = None) -> dict[str, di
         if seconds > entry["longest_job_seconds"]:
             entry["longest_job_seconds"], entry["longest_job"] = seconds, _shown(path)
     return stages
+
+
+def _job_seconds(rows: list[dict[str, float]]) -> float:
+    """A job's seconds: the mean over Snakemake's repeats (the rows of its TSV)."""
+    return sum(r["s"] for r in rows) / len(rows)
+
+
+def method_table(run: Path) -> dict[str, dict]:
+    """Per method: for each of PER_METHOD_STAGES its jobs and summed job seconds, and the benchmarks
+    it ran on, from ``run``'s benchmarks/<stage>/<benchmark>/<method>/seed<k>.tsv files."""
+    methods: dict[str, dict] = {}
+    for stage in PER_METHOD_STAGES:
+        for path in sorted((run / "benchmarks" / stage).glob("*/*/seed*.tsv")):
+            benchmark, method = path.parent.parent.name, path.parent.name
+            entry = methods.setdefault(method, {"benchmarks": [], **{s: {"jobs": 0, "seconds": 0.0}
+                                                                    for s in PER_METHOD_STAGES}})
+            entry[stage]["jobs"] += 1
+            entry[stage]["seconds"] += _job_seconds(read_tsv(path))
+            if benchmark not in entry["benchmarks"]:
+                entry["benchmarks"].append(benchmark)
+    for entry in methods.values():
+        entry["benchmarks"].sort()
+    return methods
 
 
 def _shown(path: Path) -> str:
@@ -136,7 +165,7 @@ def main(argv=None) -> dict:
         print(f"{name:10s} {s['jobs']:4d} jobs {s['seconds']:9.1f} job-s ({100 * s['seconds'] / total:4.1f} %)  "
               f"longest {s['longest_job_seconds']:8.1f} s  max_rss {s['max_rss_mb']:7.0f} MB")
     result = {"benchmark": "pipeline_stages", "run": _shown(args.run), "extra": {k: _shown(v) for k, v in extra.items()},
-              "stages": stages, "total_job_seconds": total}
+              "stages": stages, "methods": method_table(args.run), "total_job_seconds": total}
     write_json(args.out / DETAILS / f"pipeline_stages_{args.run.name}.json", result)
     return result
 

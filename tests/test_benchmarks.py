@@ -24,7 +24,8 @@ import plot  # noqa: E402
 import cost_report  # noqa: E402
 import step_cost  # noqa: E402
 
-ENVIRONMENT_KEYS = {"torch", "threads", "platform", "cpu_count", "date", "git_commit", "niced", "device"}
+ENVIRONMENT_KEYS = {"torch", "threads", "platform", "cpu_count", "date", "git_commit", "niced", "device", "cpu_model",
+                    "cpu_capability"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,7 @@ def _read(results: Path, name: str) -> dict:
 
 def test_step_cost_measures_every_variant_and_both_ratios(results):
     data = _read(results, "step_cost")
+    assert data["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert {m["variant"] for m in data["measurements"]} == set(step_cost.VARIANTS)
     for m in data["measurements"]:
         assert m["seconds_median"] > 0 and m["peak_bytes"] >= m["persistent_bytes"] > 0
@@ -108,8 +110,10 @@ def test_before_and_after_table_reads_both_runs():
 
     before, middle = run("a" * 40, 1.0), run("c" * 40, 0.8)
     middle.update(transformer={"width": 64}, bacl={"cla_anchors": 32})
-    text = "\n".join(cost_report.before_after_section(after=run("b" * 40, 0.5), earlier=[before, middle]))
-    assert "| aligner | ratio | aaaaaaaaaa | cccccccccc, width 64, 32 anchors | bbbbbbbbbb | target |" in text
+    after = run("b" * 40, 0.5)
+    after["environment"].update(cpu_model="AMD EPYC", cpu_capability="AVX2")  # recorded since 2026-12
+    text = "\n".join(cost_report.before_after_section(after=after, earlier=[before, middle]))
+    assert "| aligner | ratio | aaaaaaaaaa | cccccccccc, width 64, 32 anchors | bbbbbbbbbb (AVX2) | target |" in text
     assert "| clip | time: +BNS / plain | " + " | ".join(["4.00x [4.00, 4.00]"] * 3) + " | <= 2.0x |" in text
     assert "| clip | memory: +BACL / same Transformer | 1.20x | 1.20x | 1.20x | <= 1.05x |" in text
     assert "| clip | bacl | 18000.0 | 14400.0 | 9000.0 | 11 | 11 | 11 |" in text  # median ms and peak MiB of each run
@@ -172,6 +176,31 @@ def test_pipeline_stages_sums_a_fabricated_tree(tmp_path):
     result = pipeline_stages.main([str(run), "--extra", f"theory={tmp_path / 'elsewhere'}", "--out", str(tmp_path)])
     assert result["total_job_seconds"] == 25.0
     assert (tmp_path / "details" / "pipeline_stages_toy.json").is_file()
+
+
+def test_pipeline_stages_gives_each_methods_train_and_evaluate_time(tmp_path):
+    run = tmp_path / "toy"
+    for benchmark, seconds in (("image_text", 10.0), ("video_text", 30.0)):
+        for seed in (0, 1):
+            _tsv(run / "benchmarks" / "train" / benchmark / "clip_bacl" / f"seed{seed}.tsv", [seconds], ["1"])
+            _tsv(run / "benchmarks" / "evaluate" / benchmark / "clip_bacl" / f"seed{seed}.tsv", [seconds / 10], ["1"])
+    _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "seed0.tsv", [2.0, 4.0], ["1", "1"])
+    _tsv(run / "benchmarks" / "evaluate" / "image_text" / "zero_shot" / "seed0.tsv", [1.0], ["1"])
+    _tsv(run / "benchmarks" / "features" / "image_text_train.tsv", [5.0], ["1"])  # not a method's job
+    methods = pipeline_stages.method_table(run)
+    assert methods == {
+        "clip_bacl": {"benchmarks": ["image_text", "video_text"], "train": {"jobs": 4, "seconds": 80.0},
+                      "evaluate": {"jobs": 4, "seconds": 8.0}},
+        "clip": {"benchmarks": ["image_text"], "train": {"jobs": 1, "seconds": 3.0},
+                 "evaluate": {"jobs": 0, "seconds": 0.0}},
+        "zero_shot": {"benchmarks": ["image_text"], "train": {"jobs": 0, "seconds": 0.0},
+                      "evaluate": {"jobs": 1, "seconds": 1.0}}}
+    result = pipeline_stages.main([str(run), "--extra", "--out", str(tmp_path)])
+    assert result["methods"] == methods and result["total_job_seconds"] == 97.0
+    lines = cost_report.method_lines(result["methods"], result["total_job_seconds"])
+    rows = [line for line in lines if line.startswith("| clip")]
+    assert rows == ["| clip_bacl | 2 | 4 | 80 | 4 | 8 | 91 % |", "| clip | 1 | 1 | 3 | 0 | 0 | 3 % |"]
+    assert cost_report.method_lines(None, 1.0) == []  # a summary written before the per-method table
 
 
 def test_pipeline_stages_refuses_what_it_cannot_read(tmp_path):
