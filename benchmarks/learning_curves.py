@@ -9,7 +9,7 @@ config that is the given one plus the step count and validation interval), on gi
   for s steps ends at (that run would have annealed by then), so the curve shows the shape, not the
   end point of shorter budgets.
 * ``--budgets S1 S2 ...`` (budget mode): one run per method and budget, each with its own schedule;
-  prints each run's final val R@1 and its plateau criterion (bacl.convergence): the smallest budget
+  prints each run's final val R@1 and its plateau criterion (bacl.metrics.plateau): the smallest budget
   at which the criterion holds for every method, and how much a larger budget still adds, are read
   off this table.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from bacl.cli import main as bacl_main
-from bacl.convergence import plateau_report
+from bacl.metrics.plateau import plateau_report
 from bacl.train import METRICS_LOG
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

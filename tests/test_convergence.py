@@ -13,15 +13,9 @@ from safetensors.torch import load_file
 from test_train import SETTINGS, assert_same_run, make_aligner
 
 from bacl.aligners import CLIPAligner
-from bacl.convergence import (
-    PLATEAU_GAIN_PP,
-    VALIDATION_POINTS,
-    last_quarter_change,
-    plateau_report,
-    validation_metrics,
-    validation_subset,
-)
+from bacl.convergence import VALIDATION_POINTS, validation_metrics, validation_subset
 from bacl.evaluate import evaluate
+from bacl.metrics.plateau import PLATEAU_GAIN_PP, last_quarter_change, plateau_report
 from bacl.featureset import FeatureSet
 from bacl.metrics.siblings import sibling_shares
 from bacl.train import FINAL_WEIGHTS, METRICS_LOG, TrainSettings, batch_indices, train

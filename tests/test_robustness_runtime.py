@@ -259,7 +259,7 @@ def test_the_snakefiles_imports_and_the_table_and_data_jobs_do_not_import_torch(
     probe = ("import sys, bacl, bacl.config, bacl.metrics, bacl.schedule; "
              "from bacl.data.synthetic import BENCHMARK_MODALITY, generate_split; "
              "from bacl.data.synthetic.config import config_from_mapping; "
-             "from bacl.metrics import aggregate_seeds, mean_std; print('torch' in sys.modules)")
+             "from bacl.metrics import aggregate_seeds, mean_std, plateau_report; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], env=child_environment(), capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"

@@ -11,7 +11,7 @@ SEEDS = config["seeds"]
 BENCHMARKS = config["benchmarks"]
 EVAL_SPLITS = config["evaluate"]["splits"]
 FEATURE_SPLITS = ["train", *EVAL_SPLITS]  # every benchmark has them (realdata.smk checks the real ones)
-# The split training runs validate on (val R@1 curves, the plateau criterion; bacl.convergence):
+# The split training runs validate on (val R@1 curves, the plateau criterion; bacl.metrics.plateau):
 # extracted too wherever a benchmark has it (val_split_features).
 VAL_SPLIT = "val"
 # THREADS_NOTE: every job uses one torch thread and Snakemake runs as many jobs as there are cores.

@@ -9,7 +9,7 @@ MB, ...). Output (``paper/data/training.json``)::
                  "series": {key: {"mean": [...], "std": [...], "n": [...]}}}}},
      "cost":   {benchmark: {method: {"seconds": {mean, std, n, values},
                                      "max_rss_mb": {mean, std, n, values}}}},
-     "convergence": {benchmark: {method: {"runs": [per seed: seed, steps, bacl.convergence.plateau_report,
+     "convergence": {benchmark: {method: {"runs": [per seed: seed, steps, bacl.metrics.plateau.plateau_report,
                                                     drawn_<share>_early / _late, seconds_per_step],
                                           "meets": runs meeting the plateau criterion, "n": runs,
                                           "steps": [distinct step counts], <each numeric field>: {mean, std, n}}}},
@@ -26,8 +26,8 @@ import logging
 import math
 import numbers
 
-from bacl.convergence import PLATEAU_FRACTION, PLATEAU_GAIN_PP, plateau_report
 from bacl.metrics import mean_std
+from bacl.metrics.plateau import PLATEAU_FRACTION, PLATEAU_GAIN_PP, plateau_report
 
 from joblog import redirect_to_log
 from paper_common import write_json

@@ -3,7 +3,7 @@ price per step, and how often BNS drew one-edit siblings early and late in train
 
 One row per benchmark x method, from the training summary (``aggregate_training.py``): the steps,
 val R@1 at step 0 (the untrained heads) and at the end, its gain over the last quarter (the
-plateau criterion of bacl.convergence, mean ± std over seeds) and how many runs meet it, the
+plateau criterion of bacl.metrics.plateau, mean ± std over seeds) and how many runs meet it, the
 training loss's relative change over the same quarter (secondary), the match head's pairwise
 boundary accuracy untrained and at the end, milliseconds per step and peak memory (the Snakemake
 benchmark of each training job), and the share of BNS draws that are one-edit siblings in the first

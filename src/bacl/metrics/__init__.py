@@ -1,5 +1,5 @@
 """Evaluation metrics: retrieval, re-ranking, boundary accuracy and its chance levels, multiple choice,
-AEL, attention diagnostics, seed statistics.
+AEL, attention diagnostics, seed statistics, the plateau criterion of a training curve.
 
 Pure, vectorised functions on tensors; no file I/O, no models. All rates are fractions in [0, 1].
 
@@ -11,7 +11,8 @@ with irrelevant ones is ranked after them, and a tie never counts as a win. Othe
 scorer, which knows nothing, would score perfectly.
 
 The names below are imported from their modules on first use (PEP 562): the seed statistics need
-only NumPy, so a job that only aggregates finished runs does not import torch for them.
+only NumPy and the plateau criterion plain Python, so a job that only aggregates finished runs
+does not import torch for them.
 """
 
 import lazy_loader
@@ -20,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "attention_maps": ["attention_diagnostics"],
     "judgement": ["ael_chance_level", "attention_error_localization", "boundary_accuracy", "boundary_chance",
                   "multiple_choice_accuracy"],
+    "plateau": ["last_quarter_change", "plateau_report"],
     "retrieval": ["bidirectional_retrieval", "rerank_topk", "retrieval_metrics"],
     "seeds": ["aggregate_seeds", "mean_std"],
 })
