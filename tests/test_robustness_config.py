@@ -89,6 +89,18 @@ def test_smoke_yaml_is_accepted_by_both_parsers():
     assert len(SMOKE_LEAVES) > 40 and any(p[0] == "data" for p, _ in SMOKE_LEAVES)
 
 
+def test_configs_and_schema_read_as_yaml_safe_load_reads_them(tmp_path):
+    """The config reader's libyaml loader gives the objects of PyYAML's own safe loader."""
+    from bacl.config import _read_yaml
+
+    for path in [SCHEMA_PATH, *sorted(CONFIG_DIR.glob("*.yaml"))]:
+        assert _read_yaml(path) == yaml.safe_load(path.read_text()), path
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {steps: [1, 2}\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        _read_yaml(bad)
+
+
 @pytest.mark.parametrize("path", [p for p, _ in SMOKE_LEAVES], ids=lambda p: ".".join(map(str, p)))
 def test_every_smoke_leaf_of_the_wrong_type_is_refused_naming_the_key(path):
     value = dict(SMOKE_LEAVES)[path]
