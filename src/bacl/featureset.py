@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from .aligners.base import FeatureBatch, FeatureDims
 from .atomic import atomic_path
 from .candidates import CandidatePool
+from .validation import all_finite
 
 __all__ = ["FeatureSet", "REQUIRED_TENSORS"]
 
@@ -59,7 +60,7 @@ class FeatureSet:
                                      or siblings.min() < -1 or siblings.max() >= n):
             raise ValueError(f"feature set {source}: sibling_index must be (N, S) integer row indices in [-1, {n}), "
                              f"got {siblings.dtype} {tuple(siblings.shape)}")
-        bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        bad = [name for name, t in tensors.items() if t.is_floating_point() and not all_finite(t)]
         if bad:
             raise ValueError(f"feature set {source}: tensors {bad} contain NaN or inf")
         self.tensors, self.meta, self.source = tensors, meta or {}, source
