@@ -81,7 +81,7 @@ def environment(device: str = "cpu") -> dict:
         "clock": "wall time" if device.startswith("cuda") else "process CPU time",
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        # Times (not the ratios) scale with the CPU's vector units: AVX-512 vs AVX2 is ~4x in fp32 matmul.
+        # Times (not the ratios) depend on the CPU: its model and torch's vector extension say which.
         "cpu_model": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),

@@ -26,11 +26,17 @@ TARGETS = {("clip", "bns", "base", "time"): 2.0, ("clip", "bacl", "match", "time
            ("blip", "bacl", "base", "time"): None}
 
 
+def _machine(env: dict) -> str:
+    """The CPUs of a run's provenance: their count, model and vector extension (recorded since
+    2026-12; either may be missing) and the device."""
+    details = "; ".join(str(v) for v in (env.get("cpu_model"), env.get("cpu_capability"), env["device"]) if v)
+    return f"{env['cpu_count']} CPUs ({details})"
+
+
 def _environment(env: dict) -> str:
     niced = f"niced ({env['niceness']}) beside other work" if env["niced"] else "not niced"
     commit = (env.get("git_commit") or "unknown")[:10] + (" + uncommitted changes in src/" if env.get("git_dirty") else "")
-    cpu = f" {env['cpu_model']}, {env['cpu_capability']}" if env.get("cpu_model") else ""  # recorded since 2026-12
-    return (f"torch {env['torch']}, {env['threads']} thread(s) on {env['cpu_count']}{cpu} CPUs ({env['device']}), "
+    return (f"torch {env['torch']}, {env['threads']} thread(s) on {_machine(env)}, "
             f"{niced}, 1-min load {env['load_average_1min']:.1f} at start, {env['date']}, commit {commit}")
 
 
@@ -205,9 +211,11 @@ def pipeline_section(results: Path) -> list[str]:
     for path in sorted((results / DETAILS).glob("pipeline_stages_*.json")):
         run = json.loads(path.read_text())
         total = run["total_job_seconds"]
+        where = f" Summarised on {_machine(run['summarised_on'])}." if run.get("summarised_on") else ""
         lines += [f"### Pipeline stages ({run['run']})", "",
                   ("Summed job time per stage from Snakemake's benchmark files (jobs run in parallel, so this "
-                   "is compute, not elapsed time)."), "",
+                   "is compute, not elapsed time). Each job's time includes its process start-up (importing "
+                   "torch, reading its features): in a tiny run such as smoke's, most of it." + where), "",
                   "| stage | jobs | job-seconds | share | longest job s | max RSS MB |", "|---|---|---|---|---|---|"]
         for name, s in sorted(run["stages"].items(), key=lambda item: -item[1]["seconds"]):
             lines.append(f"| {name} | {s['jobs']} | {s['seconds']:.0f} | {100 * s['seconds'] / total:.0f} % | "

@@ -27,7 +27,7 @@ import yaml
 from bacl.config import ConfigError, validate_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DETAILS, RESULTS, ROOT, write_json  # noqa: E402
+from common import DETAILS, RESULTS, ROOT, environment, write_json  # noqa: E402
 
 __all__ = ["stage_of", "read_tsv", "stage_table", "method_table", "PER_METHOD_STAGES"]
 
@@ -165,7 +165,9 @@ def main(argv=None) -> dict:
         print(f"{name:10s} {s['jobs']:4d} jobs {s['seconds']:9.1f} job-s ({100 * s['seconds'] / total:4.1f} %)  "
               f"longest {s['longest_job_seconds']:8.1f} s  max_rss {s['max_rss_mb']:7.0f} MB")
     result = {"benchmark": "pipeline_stages", "run": _shown(args.run), "extra": {k: _shown(v) for k, v in extra.items()},
-              "stages": stages, "methods": method_table(args.run), "total_job_seconds": total}
+              "stages": stages, "methods": method_table(args.run), "total_job_seconds": total,
+              # the machine this summary ran on: normally the run's own, right after it
+              "summarised_on": environment()}
     write_json(args.out / DETAILS / f"pipeline_stages_{args.run.name}.json", result)
     return result
 

@@ -180,27 +180,41 @@ def test_pipeline_stages_sums_a_fabricated_tree(tmp_path):
 
 def test_pipeline_stages_gives_each_methods_train_and_evaluate_time(tmp_path):
     run = tmp_path / "toy"
-    for benchmark, seconds in (("image_text", 10.0), ("video_text", 30.0)):
+    for benchmark, seconds in (("video_text", 30.0), ("image_text", 10.0)):
         for seed in (0, 1):
             _tsv(run / "benchmarks" / "train" / benchmark / "clip_bacl" / f"seed{seed}.tsv", [seconds], ["1"])
             _tsv(run / "benchmarks" / "evaluate" / benchmark / "clip_bacl" / f"seed{seed}.tsv", [seconds / 10], ["1"])
     _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "seed0.tsv", [2.0, 4.0], ["1", "1"])
-    _tsv(run / "benchmarks" / "evaluate" / "image_text" / "zero_shot" / "seed0.tsv", [1.0], ["1"])
-    _tsv(run / "benchmarks" / "features" / "image_text_train.tsv", [5.0], ["1"])  # not a method's job
+    _tsv(run / "benchmarks" / "evaluate" / "image_text" / "a_zero_shot" / "seed0.tsv", [1.0], ["1"])  # no training
+    # not a (benchmark, method, seed) job of the layout: counted by stage, never by method
+    _tsv(run / "benchmarks" / "train" / "image_text" / "stray.tsv", [100.0], ["1"])
+    _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "run.tsv", [100.0], ["1"])
+    _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "nested" / "seed0.tsv", [100.0], ["1"])
     methods = pipeline_stages.method_table(run)
     assert methods == {
         "clip_bacl": {"benchmarks": ["image_text", "video_text"], "train": {"jobs": 4, "seconds": 80.0},
                       "evaluate": {"jobs": 4, "seconds": 8.0}},
         "clip": {"benchmarks": ["image_text"], "train": {"jobs": 1, "seconds": 3.0},
                  "evaluate": {"jobs": 0, "seconds": 0.0}},
-        "zero_shot": {"benchmarks": ["image_text"], "train": {"jobs": 0, "seconds": 0.0},
-                      "evaluate": {"jobs": 1, "seconds": 1.0}}}
+        "a_zero_shot": {"benchmarks": ["image_text"], "train": {"jobs": 0, "seconds": 0.0},
+                        "evaluate": {"jobs": 1, "seconds": 1.0}}}
     result = pipeline_stages.main([str(run), "--extra", "--out", str(tmp_path)])
-    assert result["methods"] == methods and result["total_job_seconds"] == 97.0
-    lines = cost_report.method_lines(result["methods"], result["total_job_seconds"])
-    rows = [line for line in lines if line.startswith("| clip")]
-    assert rows == ["| clip_bacl | 2 | 4 | 80 | 4 | 8 | 91 % |", "| clip | 1 | 1 | 3 | 0 | 0 | 3 % |"]
+    assert result["methods"] == methods and result["total_job_seconds"] == 392.0  # the strays count in their stage
+    lines = cost_report.method_lines(result["methods"], 92.0)
+    assert [line for line in lines if line.startswith("| ") and not line.startswith("| method")] == [
+        "| clip_bacl | 2 | 4 | 80 | 4 | 8 | 96 % |", "| clip | 1 | 1 | 3 | 0 | 0 | 3 % |",
+        "| a_zero_shot | 1 | 0 | 0 | 1 | 1 | 1 % |"]
     assert cost_report.method_lines(None, 1.0) == []  # a summary written before the per-method table
+    assert result["summarised_on"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_provenance_names_the_cpu_where_recorded():
+    env = {"torch": "2.14.1", "threads": 1, "cpu_count": 2, "device": "cpu", "niced": False, "niceness": 0,
+           "load_average_1min": 0.5, "date": "2026-12-01", "git_commit": "a" * 40}
+    assert "on 2 CPUs (cpu)," in cost_report._environment(env)  # runs before 2026-12 recorded no CPU
+    assert "on 2 CPUs (AVX2; cpu)," in cost_report._environment({**env, "cpu_capability": "AVX2"})
+    assert "on 2 CPUs (AMD EPYC; AVX2; cpu)," in cost_report._environment(
+        {**env, "cpu_model": "AMD EPYC", "cpu_capability": "AVX2"})
 
 
 def test_pipeline_stages_refuses_what_it_cannot_read(tmp_path):

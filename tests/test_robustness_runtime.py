@@ -256,10 +256,17 @@ def test_every_load_in_the_project_is_weights_only():
 def test_the_snakefiles_imports_and_the_table_and_data_jobs_do_not_import_torch():
     """What the Snakefile imports at parse time, data generation and the paper's tables need no
     torch; importing it there costs every snakemake call and every such job about a second."""
+    scripts = ROOT / "workflow" / "scripts"
+    # Every table, figure, claims and report job's script; table_probe reads bacl.probe, which needs torch.
+    jobs = sorted(path.stem for pattern in ("table_*.py", "fig_*.py", "aggregate_*.py", "claims*.py", "report.py")
+                  for path in scripts.glob(pattern) if path.stem != "table_probe")
+    assert {"aggregate_training", "table_main", "claims", "fig_training_curves"} <= set(jobs)
     probe = ("import sys, bacl, bacl.config, bacl.metrics, bacl.schedule; "
              "from bacl.data.synthetic import BENCHMARK_MODALITY, generate_split; "
              "from bacl.data.synthetic.config import config_from_mapping; "
-             "from bacl.metrics import aggregate_seeds, mean_std, plateau_report; print('torch' in sys.modules)")
+             "from bacl.metrics import aggregate_seeds, mean_std, plateau_report; "
+             f"sys.path.insert(0, {str(scripts)!r}); " + "".join(f"import {job}; " for job in jobs)
+             + "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], env=child_environment(), capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"

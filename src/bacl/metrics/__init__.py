@@ -1,7 +1,7 @@
 """Evaluation metrics: retrieval, re-ranking, boundary accuracy and its chance levels, multiple choice,
 AEL, attention diagnostics, seed statistics, the plateau criterion of a training curve.
 
-Pure, vectorised functions on tensors; no file I/O, no models. All rates are fractions in [0, 1].
+Pure functions on tensors (vectorised) or on logged numbers; no file I/O, no models. All rates are fractions in [0, 1].
 
 Retrieval ground truth is *caption equivalence*: every item carries an integer id (identical
 captions share an id), and a query's relevant gallery items are all gallery items with its id.
