@@ -41,7 +41,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
-from .validation import load_error_reason
+from .validation import check_finite, load_error_reason
 
 __all__ = ["FrozenEncoder", "load_encoder", "MODEL_CONFIG_DIR", "PAPER_SCALE_MODEL"]
 
@@ -153,8 +153,7 @@ def _check_log_mels(name: str, log_mels) -> torch.Tensor:
     if not log_mels.is_floating_point() or log_mels.dim() != 3 or 0 in log_mels.shape:
         shape = f"{log_mels.dtype} {tuple(log_mels.shape)}"
         raise ValueError(f"{name} must be float log-mels (N, n_mels, frames), got {shape}")
-    if not torch.isfinite(log_mels).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    check_finite(name, log_mels)
     return log_mels
 
 

@@ -44,8 +44,8 @@ def _float_tensor(name: str, value, dim: int) -> torch.Tensor:
 
 
 def _check_similarity_shape(similarity) -> None:
-    """Shape and dtype of a (Q, G) similarity matrix. Finiteness is checked chunk by chunk by the
-    callers, because ``torch.isfinite`` on the whole matrix allocates two more copies of it."""
+    """Shape and dtype of a (Q, G) similarity matrix. Finiteness is checked by the callers, on each
+    chunk of rows as they read it (``check_finite``)."""
     if not isinstance(similarity, torch.Tensor) or not similarity.is_floating_point():
         raise ValueError(f"similarity must be a floating-point torch.Tensor, got {getattr(similarity, 'dtype', type(similarity).__name__)}")
     if similarity.dim() != 2 or similarity.shape[0] == 0 or similarity.shape[1] == 0:
