@@ -38,21 +38,36 @@ def test_a_claim_on_shared_seeds_uses_the_standard_error_of_the_paired_differenc
     assert missing["verdict"] == "not testable here" and "video_text" in missing["reason"]
 
 
-def test_main_table_claims_order_paper_rows_and_test_each_plugin_pair_also_through_the_head():
-    rows = {"CLIP": "clip", "GRAM": "gram", "M3-JEPA": "m3jepa", "CLIP+BACL": "clip_bacl"}
-    summary = summary_of({("image_text", "clip"): [0.30, 0.31, 0.32], ("image_text", "clip_bacl"): [0.50, 0.51, 0.52],
-                          ("image_text", "gram"): [0.40, 0.45, 0.35]},
-                         heads={("image_text", "clip_bacl"): ([0.20, 0.21, 0.22], [0.1, 0.1, 0.1])})
+def test_main_table_claims_decide_r1_columns_on_the_retrieval_each_method_delivers():
+    rows = {"CLIP": "clip", "BLIP": "blip", "GRAM": "gram", "M3-JEPA": "m3jepa", "CLIP+BACL": "clip_bacl"}
+    # BLIP's embedding equals CLIP's (its ITM trains only the Transformer); its re-ranking adds 2 pp on image_text
+    summary = summary_of({("image_text", "clip"): [0.30, 0.31, 0.32], ("image_text", "blip"): [0.30, 0.31, 0.32],
+                          ("image_text", "clip_bacl"): [0.50, 0.51, 0.52], ("image_text", "gram"): [0.40, 0.45, 0.35],
+                          ("video_text", "clip"): [0.10, 0.11, 0.12], ("video_text", "clip_bacl"): [0.20, 0.22, 0.24]},
+                         heads={("image_text", "clip_bacl"): ([0.20, 0.21, 0.22], [0.1, 0.1, 0.1]),
+                                ("image_text", "blip"): ([0.32, 0.33, 0.34], [0.1, 0.1, 0.1])})
     found = {c["id"]: c for c in claims.main_table_claims(summary, rows, "test", "mean", 2.0)}
+    blip = found["main.image_r1.BLIP>CLIP"]  # re-ranked 33 % against CLIP's embedding 31 %, not 0 on the embedding
+    assert blip["estimate"] == pytest.approx(2.0) and blip["verdict"] == "reproduced"
+    assert "re-ranked" in blip["decided_by"] and "on the embedding alone BLIP − CLIP = +0.0 pp" in blip["measured"]
+    gain = found["main.image_r1.CLIP+BACL>CLIP"]  # its re-ranked 21 % against CLIP's embedding 31 %
+    assert gain["estimate"] == pytest.approx(-10.0) and gain["direction"] == "opposite"
+    assert "on the embedding alone CLIP+BACL − CLIP = +20.0 pp" in gain["measured"]
+    assert "+11.3" in gain["paper"] and gain["group"] == "Main table: BACL as a plug-in"
+    assert not any(key.endswith(".through_head") for key in found)  # each pair is tested once per column
+    assert "main.image_r1.CLIP>CLIP+BACL" not in found  # the plug-in pair is tested as a gain
+    # Neither re-ranks: the same contrast as on the embedding, with no aside
     assert found["main.image_r1.GRAM>CLIP"]["verdict"] == "reproduced"  # +9 pp, paired SE 3.2
-    assert found["main.image_r1.CLIP+BACL>CLIP"]["estimate"] == pytest.approx(20.0)
-    assert "+11.3" in found["main.image_r1.CLIP+BACL>CLIP"]["paper"]
-    through = found["main.image_r1.CLIP+BACL>CLIP.through_head"]  # its re-ranked 21 % against CLIP's embedding 31 %
-    assert through["estimate"] == pytest.approx(-10.0) and through["direction"] == "opposite"
-    assert "re-ranked" in through["decided_by"] and "main.image_map.CLIP+BACL>CLIP.through_head" not in found
-    assert "main.video_r1.CLIP+BACL>CLIP.through_head" not in found  # no re-ranking there: it would repeat
-    assert "main.image_r1.CLIP>CLIP+BACL" not in found  # the plug-in pair is tested once per measurement, as a gain
-    assert found["main.video_r1.GRAM>CLIP"]["verdict"] == "not testable here"  # no video results
+    assert "embedding alone" not in found["main.image_r1.GRAM>CLIP"]["measured"]
+    # mAP is the embedding's (CLIP+BACL's +20 pp); there BLIP's row is CLIP's embedding: nothing to tell apart
+    image_map = found["main.image_map.CLIP+BACL>CLIP"]
+    assert image_map["estimate"] == pytest.approx(20.0) and image_map["decided_by"].startswith("the embedding")
+    same = found["main.image_map.BLIP>CLIP"]
+    assert same["verdict"] == "not testable here" and "identical on every seed" in same["reason"]
+    assert "direction" not in same  # not counted as inconclusive
+    # video_text: no Transformer results there, so every row delivers its embedding
+    assert found["main.video_r1.CLIP+BACL>CLIP"]["estimate"] == pytest.approx(11.0)
+    assert found["main.video_r1.GRAM>CLIP"]["verdict"] == "not testable here"  # no GRAM video results
     assert not any(".M3-JEPA>" in key or ">M3-JEPA" in key for key in found)  # the paper has no M3-JEPA row
 
 
@@ -166,6 +181,8 @@ def test_claims_render_states_the_paired_rule_what_decides_and_the_inconclusive_
     markdown = render.claims_markdown(listed, RULES)
     assert "2 SE" in markdown and "per-seed differences" in markdown and "| not testable here | 2 |" in markdown
     assert "Decided by" in markdown and "Inconclusive" in markdown and "1 of 3 claims (33 %)" in markdown
+    assert "The main table's R@1 claims (orderings and plug-in gains X+BACL > X) are decided by the same delivered" \
+        in markdown and "Runs identical on every seed measure the same thing" in markdown
     assert "boundary negatives" in markdown and "captions of other clips" in render.claims_markdown(
         listed, {**RULES, "benchmarks": ["audio_video_text"], "real_benchmarks": ["audio_video_text"]})
     assert "<td>theory.theorem_4_2</td>" in render.claims_html(listed, RULES)

@@ -75,6 +75,10 @@ def contrast_claim(summary: dict, claim_id: str, group: str, paper: str, benchma
     if result["n"] < 2:
         return make_claim(claim_id, group, paper, measured, NOT_TESTABLE,
                           "one seed gives no spread to judge a difference by", decided_by, **numbers)
+    if result["paired"] and result["estimate"] == 0 and result["se"] == 0:
+        return make_claim(claim_id, group, paper, measured, NOT_TESTABLE,
+                          "identical on every seed: the runs measure the same thing (e.g. BLIP's embedding is "
+                          "CLIP's, its ITM training only its Transformer)", decided_by, **numbers)
     verdict, direction = ordering_verdict(result["estimate"], result["se"], z)
     return make_claim(claim_id, group, paper, measured, verdict, f"{direction} (rule: estimate > {z:g} SE)",
                       decided_by, **numbers, direction=direction)
