@@ -1,6 +1,7 @@
 """The training loop: settings, batch order, logging, resuming (in-process and after SIGKILL), and
 two-process data-parallel training against one process on the same global batch."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import hypothesis
+from hypothesis import given
+from hypothesis import strategies as st
 from fixtures import (
     latent_features,
     tiny_config,
@@ -135,6 +139,40 @@ def test_a_candidate_with_the_anchors_caption_is_never_admissible():
     expected = torch.ones(2, 4, dtype=torch.bool)
     expected[0, 1] = False
     assert torch.equal(batch.candidate_x.mask, expected) and torch.equal(batch.candidate_text.mask, expected)
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@given(groups=st.lists(st.integers(0, 5), min_size=24, max_size=24), rows=st.lists(st.integers(0, 23), min_size=1,
+       max_size=6), duplicate_pairs=st.booleans())
+def test_pools_without_the_anchors_group_mask_exactly_its_group_on_top_of_its_caption(groups, rows, duplicate_pairs):
+    features = latent_features(24, duplicate_pairs=duplicate_pairs)
+    group = torch.tensor(groups)
+    grouped = FeatureSet({**features.tensors, "group": group}, features.meta)
+    index = torch.tensor(rows)
+    plain = grouped.batch(index, candidates=True, pool_size=6)
+    control = grouped.batch(index, candidates=True, pool_size=6, exclude_group=True)
+    caption = features["caption_id"]
+    for pool, name in ((control.candidate_text, "text_neighbours"), (control.candidate_x, "x_neighbours")):
+        candidates = features[name][index][:, :6]
+        expected = (caption[candidates] != caption[index][:, None]) & (group[candidates] != group[index][:, None])
+        assert torch.equal(pool.mask, expected)
+    assert torch.equal(control.candidate_text.mask, plain.candidate_text.mask & control.candidate_text.mask)
+    with pytest.raises(ValueError, match="group"):
+        features.batch(index, candidates=True, exclude_group=True)  # no sibling groups stored
+
+
+def test_the_group_control_refuses_a_method_without_pools_and_a_split_without_groups(tmp_path):
+    features = latent_features(24)
+    control = dataclasses.replace(SETTINGS, pool_excludes_group=True)
+    with pytest.raises(ValueError, match="needs a method that reads candidate pools"):
+        train(make_aligner("clip", features.dims), features, control, tmp_path / "clip")
+    with pytest.raises(ValueError, match=r"needs sibling groups \(group\)"):
+        train(make_aligner("clip_bns", features.dims), features, control, tmp_path / "bns")
+    grouped = FeatureSet({**features.tensors, "group": torch.arange(24) // 3}, features.meta)
+    asked, gather = [], grouped.batch
+    grouped.batch = lambda *args, **kwargs: asked.append(kwargs["exclude_group"]) or gather(*args, **kwargs)
+    summary = train(make_aligner("clip_bns", features.dims), grouped, control, tmp_path / "grouped", progress=False)
+    assert summary["steps"] == SETTINGS.steps and asked == [True] * SETTINGS.steps  # every step's pools
 
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 2.0), ("checkpoint_every", True),

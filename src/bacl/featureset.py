@@ -120,9 +120,12 @@ class FeatureSet:
     def _get(self, name: str, index) -> torch.Tensor | None:
         return self.tensors[name][index] if name in self.tensors else None
 
-    def batch(self, index: torch.Tensor, candidates: bool = False, pool_size: int | None = None) -> FeatureBatch:
+    def batch(self, index: torch.Tensor, candidates: bool = False, pool_size: int | None = None,
+              exclude_group: bool = False) -> FeatureBatch:
         """A FeatureBatch of rows ``index`` (B,); with ``candidates`` the BNS pools of each row
-        (its first ``pool_size`` retrieved neighbours, all when None) as CandidatePools on this set."""
+        (its first ``pool_size`` retrieved neighbours, all when None) as CandidatePools on this set.
+        ``exclude_group`` also masks the candidates of the row's own sibling group (``group``): the
+        control arm whose pools hold no boundary variant of the anchor's scene."""
         # Token features stay in their stored dtype (fp16 in the cache): only the rows the
         # cross-modal Transformer sees are cast, by the loss (32 of 256 anchors at the default).
         batch = FeatureBatch(
@@ -143,10 +146,17 @@ class FeatureSet:
             # the same caption is not caught by the sampler's identical-feature guard (evaluation
             # counts it as a hit), and on audio_text a third of the clip pools are such clips.
             caption = self.tensors["caption_id"]
-            own = caption[index][:, None]
+            text_mask, x_mask = (caption[rows] != caption[index][:, None] for rows in (text_rows, x_rows))
+            if exclude_group:
+                if "group" not in self.tensors:
+                    raise ValueError(f"feature set {self.source} has no sibling groups (group): exclude_group "
+                                     "needs the synthetic benchmarks' groups")
+                group = self.tensors["group"]
+                text_mask &= group[text_rows] != group[index][:, None]
+                x_mask &= group[x_rows] != group[index][:, None]
             batch.candidate_text = CandidatePool(
-                text_rows, self.tensors["text"], dtype=torch.float32, mask=caption[text_rows] != own,
+                text_rows, self.tensors["text"], dtype=torch.float32, mask=text_mask,
                 tokens=self.tensors.get("text_tokens"), token_mask=self.tensors.get("text_token_mask"),
                 token_ids=self.tensors.get("text_token_ids"))
-            batch.candidate_x = CandidatePool(x_rows, self.tensors["x"], dtype=torch.float32, mask=caption[x_rows] != own)
+            batch.candidate_x = CandidatePool(x_rows, self.tensors["x"], dtype=torch.float32, mask=x_mask)
         return batch

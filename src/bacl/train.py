@@ -49,6 +49,7 @@ class TrainSettings:
     weight_decay: float = 0.05  # AdamW, weight matrices only (as open_clip)
     warmup_fraction: float = 0.05  # linear warm-up share, then cosine decay to 0
     pool_size: int | None = None  # BNS candidates per anchor from the index (None: all stored)
+    pool_excludes_group: bool = False  # control arm: no candidate from the anchor's own sibling group
     checkpoint_every: int = 50  # steps between checkpoints: a crash loses at most this much work
     log_every: int = 10  # steps between metric lines
     validate_every: int | None = None  # steps between validation points; None: steps / VALIDATION_POINTS, rounded up
@@ -155,6 +156,8 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
         getattr(aligner, "contrastive", None), "use_cla", False)
     if wants_candidates:
         _check_pools(aligner, train_set, settings)
+    elif settings.pool_excludes_group:
+        raise ValueError("pool_excludes_group=True needs a method that reads candidate pools (BNS or CLA)")
     device = torch.device(settings.device)
     aligner.to(device).train()
     optimizer, schedule = _optimizer(aligner, settings)
@@ -192,7 +195,8 @@ def train(aligner: Aligner, train_set: FeatureSet, settings: TrainSettings, out_
                disable=not progress or rank != 0, unit="step")
     for step in bar:
         rows = batch_indices(len(train_set), settings.batch_size, settings.seed, step)[rank * local:(rank + 1) * local]
-        batch = train_set.batch(rows, candidates=wants_candidates, pool_size=settings.pool_size).to(device)
+        batch = train_set.batch(rows, candidates=wants_candidates, pool_size=settings.pool_size,
+                                exclude_group=settings.pool_excludes_group).to(device)
         with autocast:
             terms = model(batch, step / settings.steps, step_generator(settings.seed, step))
         loss = sum(terms.values())
@@ -262,6 +266,8 @@ def _check_pools(aligner: Aligner, train_set: FeatureSet, settings: TrainSetting
     pool = stored if settings.pool_size is None else settings.pool_size
     if pool > stored:
         raise ValueError(f"index.pool_size={pool} exceeds the {stored} neighbours stored in {train_set.source}")
+    if settings.pool_excludes_group and "group" not in train_set:
+        raise ValueError(f"pool_excludes_group=True needs sibling groups (group), which {train_set.source} lacks")
     sampler = getattr(aligner.contrastive, "sampler", None)
     if sampler is not None and sampler.num_negatives > pool:
         raise ValueError(f"bacl.num_negatives={sampler.num_negatives} is larger than the candidate pool "
