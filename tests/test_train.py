@@ -149,14 +149,12 @@ def test_pools_without_the_anchors_group_mask_exactly_its_group_on_top_of_its_ca
     group = torch.tensor(groups)
     grouped = FeatureSet({**features.tensors, "group": group}, features.meta)
     index = torch.tensor(rows)
-    plain = grouped.batch(index, candidates=True, pool_size=6)
     control = grouped.batch(index, candidates=True, pool_size=6, exclude_group=True)
     caption = features["caption_id"]
     for pool, name in ((control.candidate_text, "text_neighbours"), (control.candidate_x, "x_neighbours")):
         candidates = features[name][index][:, :6]
         expected = (caption[candidates] != caption[index][:, None]) & (group[candidates] != group[index][:, None])
         assert torch.equal(pool.mask, expected)
-    assert torch.equal(control.candidate_text.mask, plain.candidate_text.mask & control.candidate_text.mask)
     with pytest.raises(ValueError, match="group"):
         features.batch(index, candidates=True, exclude_group=True)  # no sibling groups stored
 
@@ -166,13 +164,20 @@ def test_the_group_control_refuses_a_method_without_pools_and_a_split_without_gr
     control = dataclasses.replace(SETTINGS, pool_excludes_group=True)
     with pytest.raises(ValueError, match="needs a method that reads candidate pools"):
         train(make_aligner("clip", features.dims), features, control, tmp_path / "clip")
-    with pytest.raises(ValueError, match=r"needs sibling groups \(group\)"):
-        train(make_aligner("clip_bns", features.dims), features, control, tmp_path / "bns")
-    grouped = FeatureSet({**features.tensors, "group": torch.arange(24) // 3}, features.meta)
+    with pytest.raises(ValueError, match=r"no sibling groups \(group\)"):
+        train(make_aligner("clip_bns", features.dims), features, control, tmp_path / "bns", progress=False)
+    # Groups of 3 consecutive rows, each row's siblings the other two: the logged draws never hit them
+    group = torch.arange(24) // 3
+    siblings = torch.stack([torch.tensor([r for r in range(3 * (i // 3), 3 * (i // 3) + 3) if r != i])
+                            for i in range(24)])
+    grouped = FeatureSet({**features.tensors, "group": group, "sibling_index": siblings}, features.meta)
     asked, gather = [], grouped.batch
     grouped.batch = lambda *args, **kwargs: asked.append(kwargs["exclude_group"]) or gather(*args, **kwargs)
     summary = train(make_aligner("clip_bns", features.dims), grouped, control, tmp_path / "grouped", progress=False)
     assert summary["steps"] == SETTINGS.steps and asked == [True] * SETTINGS.steps  # every step's pools
+    logged = [json.loads(line) for line in (tmp_path / "grouped" / METRICS_LOG).read_text().splitlines()]
+    shares = [line["drawn_same_group"] for line in logged if "drawn_same_group" in line]
+    assert shares and set(shares) == {0.0}
 
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 2.0), ("checkpoint_every", True),

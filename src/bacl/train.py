@@ -266,8 +266,6 @@ def _check_pools(aligner: Aligner, train_set: FeatureSet, settings: TrainSetting
     pool = stored if settings.pool_size is None else settings.pool_size
     if pool > stored:
         raise ValueError(f"index.pool_size={pool} exceeds the {stored} neighbours stored in {train_set.source}")
-    if settings.pool_excludes_group and "group" not in train_set:
-        raise ValueError(f"pool_excludes_group=True needs sibling groups (group), which {train_set.source} lacks")
     sampler = getattr(aligner.contrastive, "sampler", None)
     if sampler is not None and sampler.num_negatives > pool:
         raise ValueError(f"bacl.num_negatives={sampler.num_negatives} is larger than the candidate pool "

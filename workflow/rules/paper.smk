@@ -81,7 +81,7 @@ _ABLATIONS = {
     "components": {"title": "Ablation: BNS only, CLA only and full BACL, with the sum of the parts",
                    "metrics": [_R1, _R1_RERANKED, _PAIRS, _HEAD], "reference": "base", "sum_of_parts": True},
     "bns_pool": {"title": "BNS with and without the anchor's sibling group in its pools (control, beyond the paper)",
-                 "metrics": [_R1, _PAIRS], "reference": "first", "sum_of_parts": False},
+                 "metrics": [_R1, _PAIRS], "reference": "first", "sum_of_parts": False},  # Δ: each row − BNS
     "schedules": {"title": "Curriculum schedules: Default / Aggressive / Shallow", "metrics": [_R1, _R1_RERANKED, _HEAD],
                   "reference": None, "sum_of_parts": False},
     "match_objective": {"title": "Match objective of the cross-modal Transformer and the negatives it is trained on",
@@ -97,8 +97,9 @@ _ABLATIONS = {
             "metrics": [_AEL, _HEAD], "reference": "last", "sum_of_parts": False},
 }
 
-# "first" / "last" name the group's first / last entry. A group whose methods share no benchmark
-# (e.g. a control a variant runs nowhere) has no table: its rows can only be compared side by side.
+# "first" / "last" name the group's first / last entry. A group has a table only where all of its
+# methods run on one benchmark (its rows are compared with each other there): a control that a
+# variant runs nowhere (gpu.yaml's clip_bns_no_group) takes its table with it.
 _ABLATIONS = {name: {**spec, "reference": {"first": list(TABLES[name])[0], "last": list(TABLES[name])[-1]}.get(
     spec["reference"], spec["reference"])} for name, spec in _ABLATIONS.items()
     if TABLES.get(name) and any(set(TABLES[name].values()) <= set(methods_for(b)) for b in BENCHMARKS)}

@@ -105,7 +105,8 @@ def convergence_table(training: dict, methods: dict[str, str], title: str, pools
              "anchor's caption (log lines of the first / last quarter of the steps); one-edit match negatives: the "
              "same share among the retrieved negatives of the cross-modal Transformer's match lists. – : not measured."]
     if pools:
-        notes.append("One-edit siblings among the BNS pools' text candidates (what the draws pick from): "
+        notes.append("One-edit siblings among the BNS pools' text candidates (what the draws pick from; a method "
+                     "with train.pool_excludes_group never draws from the anchor's sibling group): "
                      + ", ".join(f"{b} {100 * share:.1f} %" for b, share in pools.items()) + ".")
     if unequal:
         notes.append("Methods trained for different numbers of steps: " + "; ".join(unequal) + ".")
