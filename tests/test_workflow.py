@@ -48,11 +48,11 @@ def test_dry_run_builds_the_dag(configfile):
 @pytest.mark.parametrize("configfile, runs_control", [("workflow/config/default.yaml", True),
                                                       ("workflow/config/gpu.yaml", False)])
 def test_the_sibling_group_control_runs_only_where_there_are_groups(configfile, runs_control):
-    """gpu.yaml (real data, no sibling groups) runs clip_bns_no_group nowhere, and its table drops out."""
+    """gpu.yaml (real data, no sibling groups) runs clip_bns_no_group nowhere, and the BNS controls' table drops out."""
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("method=clip_bns_no_group" in result.stdout) == runs_control
-    assert ("paper_table_bns_pool" in result.stdout) == runs_control
+    assert ("paper_table_bns_controls" in result.stdout) == runs_control
 
 
 def test_invalid_config_stops_before_any_job(tmp_path):
@@ -64,7 +64,7 @@ def test_invalid_config_stops_before_any_job(tmp_path):
 
 
 PAPER_FILES = [
-    *(f"tables/{name}.{ext}" for name in ("main", "components", "bns_pool", "schedules", "lambda_local", "beta", "ael",
+    *(f"tables/{name}.{ext}" for name in ("main", "components", "bns_controls", "schedules", "lambda_local", "beta", "ael",
                                           "reranked", "heldout", "encoders", "convergence") for ext in ("md", "csv", "tex")),
     *(f"figures/{name}.{ext}" for name in ("schedule_alpha", "boundary_scores", "training_curves",
                                            "attention_maps", "schedule_r1") for ext in ("png", "pdf")),

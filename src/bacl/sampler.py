@@ -201,7 +201,8 @@ class BoundarySampler(nn.Module):
         boundary_temperature: BS is divided by it before the curriculum shift so that it is in
             logit units like a contrastive logit; 0.07 is CLIP's initial temperature.
         priority_scale: the policy's priority is ``priority_scale * tanh(mlp)``, bounded so that
-            the curriculum keeps control of the ordering at its extremes; 1 logit by default.
+            the curriculum can keep control of the ordering at its extremes; 1 logit by default
+            (a tiny value such as 1e-6 leaves the draws to the curriculum alone: a control).
         entropy_weight: weight of the entropy bonus in the policy objective, which keeps the
             policy from collapsing onto a single candidate.
         identical_tolerance: a candidate whose cosine with the positive is >= 1 - this is treated

@@ -80,8 +80,9 @@ _ATTENTION = [{"label": "attention entropy (nats)", "metric": "attention.entropy
 _ABLATIONS = {
     "components": {"title": "Ablation: BNS only, CLA only and full BACL, with the sum of the parts",
                    "metrics": [_R1, _R1_RERANKED, _PAIRS, _HEAD], "reference": "base", "sum_of_parts": True},
-    "bns_pool": {"title": "BNS with and without the anchor's sibling group in its pools (control, beyond the paper)",
-                 "metrics": [_R1, _PAIRS], "reference": "first", "sum_of_parts": False},  # Δ: each row − BNS
+    "bns_controls": {"title": "BNS controls: pools without the anchor's sibling group, draws without the policy "
+                             "(beyond the paper)",
+                     "metrics": [_R1, _PAIRS], "reference": "first", "sum_of_parts": False},  # Δ: each row − BNS
     "schedules": {"title": "Curriculum schedules: Default / Aggressive / Shallow", "metrics": [_R1, _R1_RERANKED, _HEAD],
                   "reference": None, "sum_of_parts": False},
     "match_objective": {"title": "Match objective of the cross-modal Transformer and the negatives it is trained on",
