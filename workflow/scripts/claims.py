@@ -21,8 +21,8 @@ __all__ = ["all_claims", "ael_claims", "component_claims", "cost_claims", "main_
            "schedule_claims", "theory_claims"]
 
 EMBEDDING = "the embedding: retrieval by embedding similarity"
-DELIVERED_RETRIEVAL = ("retrieval as each method delivers it: re-ranked by its cross-modal Transformer (combined score) "
-                "where it has one, by embedding similarity otherwise")
+DELIVERED_RETRIEVAL = ("retrieval as each method delivers it: re-ranked by its cross-modal Transformer "
+                       "(combined score) where it has one, by embedding similarity otherwise")
 ATTENTION = "the cross-modal Transformer's attention (AEL: its most divergent token against the truly wrong ones)"
 
 
