@@ -26,8 +26,11 @@ venv: $(BIN)/.installed
 test: venv
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
+# The profile makes a rerun after an interruption resume (rerun-incomplete) and lets independent
+# runs finish when one fails (keep-going); Snakemake finds it only when told (its default lookup is
+# profiles/ beside the Snakefile).
 reproduce: venv
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
 
 # Refresh requirements.lock after changing dependencies in pyproject.toml.
 lock: venv

@@ -45,6 +45,21 @@ def test_dry_run_builds_the_dag(configfile):
         assert rule in result.stdout + result.stderr
 
 
+def test_make_reproduce_runs_with_the_profile_that_resumes_interrupted_runs():
+    """Snakemake looks for a default profile only beside the Snakefile, so `make reproduce` must
+    name workflow/profiles/default for a rerun after a kill to redo the incomplete jobs."""
+    make = subprocess.run(["make", "-n", "reproduce", "CONFIG=workflow/config/smoke.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert make.returncode == 0, make.stderr
+    command = make.stdout.strip().splitlines()[-1].split()
+    assert command[0].endswith("/snakemake"), command
+    result = snakemake(*command[1:], "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Using workflow specific profile workflow/profiles/default" in result.stdout + result.stderr
+    profile = yaml.safe_load((ROOT / "workflow/profiles/default/config.yaml").read_text())
+    assert profile["rerun-incomplete"] is True and profile["keep-going"] is True
+
+
 @pytest.mark.parametrize("configfile, runs_control", [("workflow/config/default.yaml", True),
                                                       ("workflow/config/gpu.yaml", False)])
 def test_the_sibling_group_control_runs_only_where_there_are_groups(configfile, runs_control):
