@@ -81,8 +81,11 @@ def _theory_dir(run: Path) -> Path | None:
     except ConfigError:  # a config of an older schema: its theory results cannot be located
         return None
     run = run.resolve()
-    results_parts = Path(config["results_dir"]).parts
-    checkout = run.parents[len(results_parts) - 1] if run.parts[-len(results_parts):] == results_parts else ROOT
+    results_dir = Path(config["results_dir"])
+    if results_dir.is_absolute():  # names no checkout: a relative theory folder is read from this one
+        checkout = ROOT
+    else:
+        checkout = run.parents[len(results_dir.parts) - 1] if run.parts[-len(results_dir.parts):] == results_dir.parts else ROOT
     path = checkout / config["theory"]["results_dir"]
     return None if path.resolve().is_relative_to(run) else path
 
@@ -155,8 +158,11 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if not args.run.is_dir():
         raise ValueError(f"run folder {args.run} does not exist")
-    theory = _theory_dir(args.run)
-    extra = dict(args.extra) if args.extra is not None else ({"theory": theory} if theory and theory.is_dir() else {})
+    if args.extra is not None:
+        extra = dict(args.extra)
+    else:
+        theory = _theory_dir(args.run)
+        extra = {"theory": theory} if theory and theory.is_dir() else {}
     stages = stage_table(args.run, extra)
     if not stages:
         raise ValueError(f"no Snakemake benchmark files (benchmarks/**/*.tsv) under {args.run} or {extra}")

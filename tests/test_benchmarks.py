@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from paper_fixtures import claims
+
+from bacl.config import load_config
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -176,6 +179,22 @@ def test_pipeline_stages_sums_a_fabricated_tree(tmp_path):
     result = pipeline_stages.main([str(run), "--extra", f"theory={tmp_path / 'elsewhere'}", "--out", str(tmp_path)])
     assert result["total_job_seconds"] == 25.0
     assert (tmp_path / "details" / "pipeline_stages_toy.json").is_file()
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_pipeline_stages_finds_the_theory_results_the_runs_config_names(tmp_path, absolute):
+    """By default the theory notebooks' TSVs count too: the run's config copy names their folder,
+    relative to the checkout that holds the run, or absolute (as the tests' configs write it)."""
+    checkout = tmp_path / "checkout"
+    run, theory = checkout / "results" / "toy", checkout / "theory" / "results"
+    config = load_config(Path(__file__).resolve().parents[1] / "workflow/config/smoke.yaml")
+    config["results_dir"], config["theory"]["results_dir"] = ((str(run), str(theory)) if absolute
+                                                              else ("results/toy", "theory/results"))
+    _tsv(run / "benchmarks" / "data" / "image_text_train.tsv", [2.0], ["100"])
+    _tsv(theory / "benchmarks" / "01_rate.tsv", [4.0], ["50"])
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    result = pipeline_stages.main([str(run), "--out", str(tmp_path)])
+    assert result["stages"]["theory"]["seconds"] == 4.0 and result["total_job_seconds"] == 6.0
 
 
 def test_pipeline_stages_gives_each_methods_train_and_evaluate_time(tmp_path):
