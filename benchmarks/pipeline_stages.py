@@ -82,10 +82,10 @@ def _theory_dir(run: Path) -> Path | None:
         return None
     run = run.resolve()
     results_dir = Path(config["results_dir"])
-    if results_dir.is_absolute():  # names no checkout: a relative theory folder is read from this one
-        checkout = ROOT
-    else:
-        checkout = run.parents[len(results_dir.parts) - 1] if run.parts[-len(results_dir.parts):] == results_dir.parts else ROOT
+    depth = len(results_dir.parts)
+    # An absolute results_dir names no checkout: a relative theory folder is then read from this one.
+    inside = not results_dir.is_absolute() and run.parts[-depth:] == results_dir.parts
+    checkout = run.parents[depth - 1] if inside else ROOT
     path = checkout / config["theory"]["results_dir"]
     return None if path.resolve().is_relative_to(run) else path
 
