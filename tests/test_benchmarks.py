@@ -187,7 +187,7 @@ def test_pipeline_stages_finds_the_theory_results_the_runs_config_names(tmp_path
     relative to the checkout that holds the run, or absolute (as the tests' configs write it)."""
     checkout = tmp_path / "checkout"
     run, theory = checkout / "results" / "toy", checkout / "theory" / "results"
-    config = load_config(Path(__file__).resolve().parents[1] / "workflow/config/smoke.yaml")
+    config = load_config(BENCHMARKS.parent / "workflow/config/smoke.yaml")
     config["results_dir"], config["theory"]["results_dir"] = ((str(run), str(theory)) if absolute
                                                               else ("results/toy", "theory/results"))
     _tsv(run / "benchmarks" / "data" / "image_text_train.tsv", [2.0], ["100"])
