@@ -48,14 +48,12 @@ def test_dry_run_builds_the_dag(configfile):
 def test_make_reproduce_runs_with_the_profile_that_resumes_interrupted_runs():
     """Snakemake looks for a default profile only beside the Snakefile, so `make reproduce` must
     name workflow/profiles/default for a rerun after a kill to redo the incomplete jobs."""
-    # Under a parent make (CI calls `make test`) make prints "Entering/Leaving directory" lines; pick
-    # the recipe line by what it runs.
+    # Under a parent make (CI calls `make test`) make would add "Entering/Leaving directory" lines.
     make = subprocess.run(["make", "--no-print-directory", "-n", "reproduce", "CONFIG=workflow/config/smoke.yaml"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert make.returncode == 0, make.stderr
-    commands = [line.split() for line in make.stdout.splitlines() if "snakemake " in line]
-    assert len(commands) == 1 and commands[0][0].endswith("/snakemake"), make.stdout
-    command = commands[0]
+    command = make.stdout.strip().splitlines()[-1].split()
+    assert command[0].endswith("/snakemake"), command
     result = snakemake(*command[1:], "-n", "--quiet", "rules")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Using workflow specific profile workflow/profiles/default" in result.stdout + result.stderr
