@@ -40,7 +40,7 @@ import bacl
 from bacl.aligners import build_aligner
 from bacl.config import load_config, method_settings
 from bacl.featureset import FeatureSet
-from bacl.train import batch_indices, step_generator
+from bacl.train import batch_indices, step_generator, warmup_cosine_adamw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -120,10 +120,9 @@ def build_variant(config: dict, aligner: str, variant: str, features: FeatureSet
     settings = method_settings(config, f"_{aligner}_{variant}")
     torch.manual_seed(0)
     model = build_aligner(settings["spec"], features.dims, bacl=settings["bacl"], transformer=settings["transformer"])
-    matrices = [p for p in model.parameters() if p.ndim >= 2]  # as bacl.train: decay on matrices only
-    others = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.05}, {"params": others, "weight_decay": 0.0}],
-                                  lr=1e-3)
+    # bacl.train's optimizer; one warm-up step, so the rate is 1e-3 from the first step (the
+    # scheduler is never stepped here: the rate does not change a step's cost).
+    optimizer, _ = warmup_cosine_adamw(model.parameters(), lr=1e-3, weight_decay=0.05, steps=1, warmup_fraction=0.0)
     return model, optimizer
 
 

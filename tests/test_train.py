@@ -36,6 +36,7 @@ from bacl.train import (
     batch_indices,
     step_generator,
     train,
+    warmup_cosine_adamw,
 )
 
 METHODS = {
@@ -244,6 +245,26 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(method, tmp_path):
                     progress=False)
     assert resumed["resumed_from"] == 7
     assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+
+
+@pytest.mark.parametrize("method", ["m3jepa", "clip_bacl"])
+def test_multi_tensor_adamw_trains_bit_identically_to_the_per_tensor_loop(method, tmp_path, monkeypatch):
+    """The optimizer updates every tensor in one multi-tensor call (foreach, for speed); the run is
+    bit for bit the one torch's per-tensor loop (its CPU default) gives."""
+    features = latent_features(48)
+    optimizer, _ = warmup_cosine_adamw(make_aligner(method, features.dims).parameters(), 1e-3, 0.05, 10, 0.1)
+    assert all(group["foreach"] for group in optimizer.param_groups)
+    train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "foreach", progress=False)
+
+    def per_tensor_loop(*args, **kwargs):
+        optimizer, scheduler = warmup_cosine_adamw(*args, **kwargs)
+        for group in optimizer.param_groups:
+            group["foreach"] = False
+        return optimizer, scheduler
+
+    monkeypatch.setattr("bacl.train.warmup_cosine_adamw", per_tensor_loop)
+    train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "loop", progress=False)
+    assert_same_run(tmp_path / "foreach", tmp_path / "loop")
 
 
 def child_environment() -> dict:
