@@ -21,9 +21,10 @@ import yaml
 from safetensors.torch import save_file
 
 from bacl.featureset import FeatureSet
+from bacl.train import warmup_cosine_adamw
 
 __all__ = ["CLI_METHODS", "NEGATIVE_TYPES", "PicklePayload", "evaluate_args", "file_tree", "held_out_contrastive_loss", "latent_features",
-           "tiny_config", "train_args", "write_config", "write_feature_file", "write_tensors"]
+           "per_tensor_adamw", "tiny_config", "train_args", "write_config", "write_feature_file", "write_tensors"]
 
 NEGATIVE_TYPES = ["attribute", "binding"]  # names of the negative_type codes 0 and 1
 
@@ -34,6 +35,16 @@ CLI_METHODS = {
     "clip_bacl": {"aligner": "clip", "bns": True, "cla": True},
     "m3jepa": {"aligner": "m3jepa", "options": {"num_experts": 4, "top_k": 2}},
 }
+
+
+def per_tensor_adamw(*args, **kwargs):
+    """bacl.train.warmup_cosine_adamw with torch's per-tensor loop (its CPU default) instead of the
+    multi-tensor update: the reference the optimizer's bit-identity tests compare against (they
+    monkeypatch it in place of the original, which this module bound at import)."""
+    optimizer, scheduler = warmup_cosine_adamw(*args, **kwargs)
+    for group in optimizer.param_groups:
+        group["foreach"] = False
+    return optimizer, scheduler
 
 
 def _maps(structure_seed: int, dim: int, x_tokens: int, text_tokens: int, token_dim: int) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import per_tensor_adamw
 from safetensors.torch import load_file
 
 from bacl.encoders import PAPER_SCALE_MODEL, load_encoder
@@ -196,6 +197,18 @@ def test_pretrain_clip_is_a_function_of_its_seed(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     run(2, "c.safetensors")
     assert not torch.equal(a["visual.proj"], load_file(tmp_path / "c.safetensors")["visual.proj"])
+
+
+def test_pretrain_clip_with_the_multi_tensor_adamw_equals_the_per_tensor_loop(tmp_path, monkeypatch):
+    images, captions = coloured_squares(16)
+    run = lambda name: pretrain_clip(  # noqa: E731
+        TINY, images, captions, steps=3, batch_size=8, lr=1e-3, seed=1, out_path=tmp_path / name, progress=False
+    )
+    foreach = run("foreach.safetensors")
+    monkeypatch.setattr("bacl.pretrain.warmup_cosine_adamw", per_tensor_adamw)
+    assert run("loop.safetensors")["losses"] == foreach["losses"]
+    a, b = load_file(tmp_path / "foreach.safetensors"), load_file(tmp_path / "loop.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize(

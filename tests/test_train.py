@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from fixtures import (
     latent_features,
+    per_tensor_adamw,
     tiny_config,
     train_args,
     write_config,
@@ -255,14 +256,7 @@ def test_multi_tensor_adamw_trains_bit_identically_to_the_per_tensor_loop(method
     optimizer, _ = warmup_cosine_adamw(make_aligner(method, features.dims).parameters(), 1e-3, 0.05, 10, 0.1)
     assert all(group["foreach"] for group in optimizer.param_groups)
     train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "foreach", progress=False)
-
-    def per_tensor_loop(*args, **kwargs):
-        optimizer, scheduler = warmup_cosine_adamw(*args, **kwargs)
-        for group in optimizer.param_groups:
-            group["foreach"] = False
-        return optimizer, scheduler
-
-    monkeypatch.setattr("bacl.train.warmup_cosine_adamw", per_tensor_loop)
+    monkeypatch.setattr("bacl.train.warmup_cosine_adamw", per_tensor_adamw)
     train(make_aligner(method, features.dims), features, SETTINGS, tmp_path / "loop", progress=False)
     assert_same_run(tmp_path / "foreach", tmp_path / "loop")
 
