@@ -97,8 +97,8 @@ def warmup_cosine_adamw(parameters, lr: float, weight_decay: float, steps: int, 
     matrices = [p for p in parameters if p.ndim >= 2]
     others = [p for p in parameters if p.ndim < 2]
     # foreach: one multi-tensor update instead of a Python loop over ~100 small tensors (torch's
-    # default on CUDA, not on CPU): the same parameters bit for bit, AdamW's time per step about
-    # halved (tests/test_train.py). fused=True would be faster still but rounds differently.
+    # default on CUDA, not on CPU): the same parameters bit for bit (tests/test_train.py), 3-6 ms
+    # less per step with the Transformer (benchmarks/README.md). fused=True rounds differently.
     optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
                                    {"params": others, "weight_decay": 0.0}], lr=lr, foreach=True)
     warmup = max(1, round(warmup_fraction * steps))
