@@ -30,10 +30,12 @@ from bacl.data.features import candidate_pools, synthetic_feature_set
 from bacl.data.synthetic import generate_split
 from bacl.encoders import load_encoder
 from bacl.featureset import FeatureSet
-from bacl.train import batch_indices, step_generator, warmup_cosine_adamw
+from bacl.train import batch_indices, step_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DETAILS, RESULTS, ROOT, clock, environment, interleaved, positive_int, write_json  # noqa: E402
+from common import (  # noqa: E402
+    DETAILS, RESULTS, ROOT, clock, environment, interleaved, positive_int, training_optimizer, write_json,
+)
 
 ENCODER = "bacl-tiny-image"
 
@@ -43,8 +45,7 @@ def trainer(config: dict, method: str, dims):
     settings = method_settings(config, method)
     torch.manual_seed(0)
     aligner = build_aligner(settings["spec"], dims, bacl=settings["bacl"], transformer=settings["transformer"]).train()
-    optimizer, _ = warmup_cosine_adamw(aligner.parameters(), lr=1e-3, weight_decay=0.05, steps=1, warmup_fraction=0.0)
-    return aligner, optimizer
+    return aligner, training_optimizer(aligner.parameters())
 
 
 def train_step(aligner, optimizer, batch: FeatureBatch, step: int) -> None:

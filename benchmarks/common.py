@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["ROOT", "RESULTS", "DETAILS", "environment", "interleaved", "ratio_stats", "step_peak_bytes", "write_json",
-           "positive_int", "sync", "clock"]
+           "positive_int", "sync", "clock", "training_optimizer"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -182,6 +182,18 @@ def step_peak_bytes(fn: Callable[[], object], device: str = "cpu") -> int:
             current -= live.pop(address)
         peak = max(peak, current)
     return peak
+
+
+def training_optimizer(parameters) -> torch.optim.Optimizer:
+    """The AdamW ``python -m bacl train`` builds (bacl.train.warmup_cosine_adamw, TrainSettings' rate
+    and decay), at its full rate from the first step: one warm-up step, and the scheduler is never
+    stepped here (the rate does not change a step's cost)."""
+    from bacl.train import TrainSettings, warmup_cosine_adamw
+
+    settings = TrainSettings(steps=1, batch_size=1, warmup_fraction=0.0)
+    optimizer, _ = warmup_cosine_adamw(parameters, settings.lr, settings.weight_decay, settings.steps,
+                                       settings.warmup_fraction)
+    return optimizer
 
 
 def write_json(path: str | Path, payload: dict) -> Path:

@@ -40,7 +40,7 @@ import bacl
 from bacl.aligners import build_aligner
 from bacl.config import load_config, method_settings
 from bacl.featureset import FeatureSet
-from bacl.train import batch_indices, step_generator, warmup_cosine_adamw
+from bacl.train import batch_indices, step_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -53,6 +53,7 @@ from common import (  # noqa: E402
     positive_int,
     ratio_stats,
     step_peak_bytes,
+    training_optimizer,
     write_json,
 )
 
@@ -120,10 +121,7 @@ def build_variant(config: dict, aligner: str, variant: str, features: FeatureSet
     settings = method_settings(config, f"_{aligner}_{variant}")
     torch.manual_seed(0)
     model = build_aligner(settings["spec"], features.dims, bacl=settings["bacl"], transformer=settings["transformer"])
-    # bacl.train's optimizer; one warm-up step, so the rate is 1e-3 from the first step (the
-    # scheduler is never stepped here: the rate does not change a step's cost).
-    optimizer, _ = warmup_cosine_adamw(model.parameters(), lr=1e-3, weight_decay=0.05, steps=1, warmup_fraction=0.0)
-    return model, optimizer
+    return model, training_optimizer(model.parameters())
 
 
 def make_step(model, optimizer, features: FeatureSet, batch_size: int, pool: int, device: str, phases: list):
