@@ -221,7 +221,23 @@ def pipeline_section(results: Path) -> list[str]:
             lines.append(f"| {name} | {s['jobs']} | {s['seconds']:.0f} | {100 * s['seconds'] / total:.0f} % | "
                          f"{s['longest_job_seconds']:.0f} | {s['max_rss_mb']:.0f} |")
         lines += [""] + method_lines(run.get("methods"), total)
+        lines += floor_lines(run.get("headline_floor"), run.get("summarised_on"))
     return lines
+
+
+def floor_lines(floor: dict | None, machine: dict | None) -> list[str]:
+    """What the headline table needs at least, in CPU time and in elapsed time on the summarising
+    machine's cores; [] for a summary without it (older, or a run without its config copy)."""
+    if not floor or not machine:
+        return []
+    cores, hours = machine["cpu_count"], floor["cpu_seconds"] / 3600
+    missing = f" (no job of {', '.join(floor['missing'])} in this run)" if floor["missing"] else ""
+    rows, upstream = floor["rows_cpu_seconds"] / 3600, floor["upstream_cpu_seconds"] / 3600
+    return [(f"The headline table alone (methods {', '.join(floor['methods'])}{missing}), trained and evaluated "
+             f"at this run's steps and seeds, took {rows:.2f} h of CPU time, and the stages upstream of every run "
+             f"(data, encoders, features, probe) {upstream:.2f} h: {hours:.2f} h in all (Snakemake's cpu_time), so "
+             f"no schedule on {cores} CPUs like these makes that table in less than {60 * hours / cores:.0f} minutes."),
+            ""]
 
 
 def method_lines(methods: dict | None, total: float) -> list[str]:

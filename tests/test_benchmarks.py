@@ -210,13 +210,14 @@ def test_pipeline_stages_gives_each_methods_train_and_evaluate_time(tmp_path):
     _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "run.tsv", [100.0], ["1"])
     _tsv(run / "benchmarks" / "train" / "image_text" / "clip" / "nested" / "seed0.tsv", [100.0], ["1"])
     methods = pipeline_stages.method_table(run)
-    assert methods == {
-        "clip_bacl": {"benchmarks": ["image_text", "video_text"], "train": {"jobs": 4, "seconds": 80.0},
-                      "evaluate": {"jobs": 4, "seconds": 8.0}},
-        "clip": {"benchmarks": ["image_text"], "train": {"jobs": 1, "seconds": 3.0},
-                 "evaluate": {"jobs": 0, "seconds": 0.0}},
-        "a_zero_shot": {"benchmarks": ["image_text"], "train": {"jobs": 0, "seconds": 0.0},
-                        "evaluate": {"jobs": 1, "seconds": 1.0}}}
+    assert methods == {  # _tsv writes cpu_time = s / 2
+        "clip_bacl": {"benchmarks": ["image_text", "video_text"],
+                      "train": {"jobs": 4, "seconds": 80.0, "cpu_seconds": 40.0},
+                      "evaluate": {"jobs": 4, "seconds": 8.0, "cpu_seconds": 4.0}},
+        "clip": {"benchmarks": ["image_text"], "train": {"jobs": 1, "seconds": 3.0, "cpu_seconds": 1.5},
+                 "evaluate": {"jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0}},
+        "a_zero_shot": {"benchmarks": ["image_text"], "train": {"jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0},
+                        "evaluate": {"jobs": 1, "seconds": 1.0, "cpu_seconds": 0.5}}}
     result = pipeline_stages.main([str(run), "--extra", "--out", str(tmp_path)])
     assert result["methods"] == methods and result["total_job_seconds"] == 392.0  # the strays count in their stage
     lines = cost_report.method_lines(result["methods"], 92.0)
@@ -225,6 +226,33 @@ def test_pipeline_stages_gives_each_methods_train_and_evaluate_time(tmp_path):
         "| a_zero_shot | 1 | 0 | 0 | 1 | 1 | 1 % |"]
     assert cost_report.method_lines(None, 1.0) == []  # a summary written before the per-method table
     assert result["summarised_on"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_headline_floor_counts_the_tables_rows_and_the_upstream_stages_only(tmp_path):
+    """The headline table's CPU time: its methods' train and evaluate jobs and the stages upstream of
+    every run, not the other methods, not theory; cost.md turns it into minutes on the run's cores."""
+    run = tmp_path / "checkout" / "results" / "toy"
+    for stage, name, seconds in (("data", "image_text_train", 2.0), ("encoders", "image", 6.0),
+                                 ("features", "image_text_train", 4.0), ("probe", "image_text", 8.0)):
+        _tsv(run / "benchmarks" / stage / f"{name}.tsv", [seconds], ["1"])
+    for method, seconds in (("clip", 100.0), ("clip_bacl", 300.0), ("zero_shot", 0.0), ("clip_bns", 1000.0)):
+        for seed in (0, 1):
+            if method != "zero_shot":
+                _tsv(run / "benchmarks" / "train" / "image_text" / method / f"seed{seed}.tsv", [seconds], ["1"])
+            _tsv(run / "benchmarks" / "evaluate" / "image_text" / method / f"seed{seed}.tsv", [10.0], ["1"])
+    _tsv(run / "benchmarks" / "theory" / "01_rate.tsv", [50.0], ["1"])
+    config = load_config(BENCHMARKS.parent / "workflow/config/smoke.yaml")
+    config["results_dir"], config["theory"]["results_dir"] = "results/toy", "theory/results"
+    config["tables"] = {"main": {"CLIP": "clip", "CLIP+BACL": "clip_bacl", "BLIP": "blip"},
+                        "floor": {"Frozen": "zero_shot"}, "components": {"bns": "clip_bns"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    floor = pipeline_stages.main([str(run), "--out", str(tmp_path)])["headline_floor"]
+    # cpu_time = s / 2: rows (100 + 300) x 2 seeds / 2 + 6 evaluate jobs x 5; upstream (2 + 6 + 4 + 8) / 2
+    assert floor == {"methods": ["blip", "clip", "clip_bacl", "zero_shot"], "missing": ["blip"],
+                     "rows_cpu_seconds": 430.0, "upstream_cpu_seconds": 10.0, "cpu_seconds": 440.0}
+    line = cost_report.floor_lines({**floor, "cpu_seconds": 7200.0}, {"cpu_count": 2})[0]
+    assert "(no job of blip in this run)" in line and "in less than 60 minutes" in line
+    assert cost_report.floor_lines(None, {"cpu_count": 2}) == []
 
 
 def test_provenance_names_the_cpu_where_recorded():
