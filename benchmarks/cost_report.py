@@ -235,7 +235,7 @@ def floor_lines(floor: dict | None, machine: dict | None) -> list[str]:
     rows, upstream = floor["rows_cpu_seconds"] / 3600, floor["upstream_cpu_seconds"] / 3600
     return [(f"The headline table alone (methods {', '.join(floor['methods'])}{missing}), trained and evaluated "
              f"at this run's steps and seeds, took {rows:.2f} h of CPU time, and the stages upstream of every run "
-             f"(data, encoders, features, probe) {upstream:.2f} h: {hours:.2f} h in all (Snakemake's cpu_time), so "
+             f"({', '.join(floor['upstream_stages'])}) {upstream:.2f} h: {hours:.2f} h in all (Snakemake's cpu_time), so "
              f"no schedule on {cores} CPUs like these makes that table in less than {60 * hours / cores:.0f} minutes."),
             ""]
 

@@ -162,7 +162,8 @@ def headline_floor(stages: dict[str, dict], methods: dict[str, dict], config: di
     rows = sum(methods[name][stage]["cpu_seconds"] for name in names if name in methods for stage in PER_METHOD_STAGES)
     upstream = sum(stages[stage]["cpu_seconds"] for stage in UPSTREAM_STAGES if stage in stages)
     return {"methods": names, "missing": [name for name in names if name not in methods],
-            "rows_cpu_seconds": rows, "upstream_cpu_seconds": upstream, "cpu_seconds": rows + upstream}
+            "upstream_stages": list(UPSTREAM_STAGES), "rows_cpu_seconds": rows, "upstream_cpu_seconds": upstream,
+            "cpu_seconds": rows + upstream}
 
 
 def _shown(path: Path) -> str:

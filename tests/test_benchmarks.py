@@ -249,6 +249,7 @@ def test_headline_floor_counts_the_tables_rows_and_the_upstream_stages_only(tmp_
     floor = pipeline_stages.main([str(run), "--out", str(tmp_path)])["headline_floor"]
     # cpu_time = s / 2: rows (100 + 300) x 2 seeds / 2 + 6 evaluate jobs x 5; upstream (2 + 6 + 4 + 8) / 2
     assert floor == {"methods": ["blip", "clip", "clip_bacl", "zero_shot"], "missing": ["blip"],
+                     "upstream_stages": ["data", "encoders", "features", "probe"],
                      "rows_cpu_seconds": 430.0, "upstream_cpu_seconds": 10.0, "cpu_seconds": 440.0}
     line = cost_report.floor_lines({**floor, "cpu_seconds": 7200.0}, {"cpu_count": 2})[0]
     assert "(no job of blip in this run)" in line and "in less than 60 minutes" in line
